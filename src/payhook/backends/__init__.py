@@ -1,0 +1,1 @@
+"""Backends implementing the ports: ``sqlite`` (embedded) and ``aws`` (serverless)."""

@@ -1,0 +1,103 @@
+"""The embedded audit trail: the trigger-filled change feed drained into a hash chain.
+
+Draining takes a batch of changes, chains them onto the head, writes the entries, moves the
+head and deletes the changes in ONE transaction: an entry exists for every change, once.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from payhook.backends.sqlite.schema import Transaction, connect
+from payhook.core.audit import AuditEntry, Change
+from payhook.core.clock import Clock, system_clock
+from payhook.errors import ConcurrencyError
+from payhook.service.audit import record_changes
+
+
+def _entry(row: sqlite3.Row) -> AuditEntry:
+    return AuditEntry(
+        seq=row["seq"],
+        recorded_at=row["recorded_at"],
+        entity=row["entity"],
+        entity_key=row["entity_key"],
+        action=row["action"],
+        data=json.loads(row["data"]),
+        source_id=row["source_id"],
+        prev_hash=row["prev_hash"],
+        hash=row["hash"],
+    )
+
+
+class SqliteAuditLog:
+    """``AuditLog`` over the ``audit`` and ``audit_head`` tables."""
+
+    def __init__(self, path: str | Path, conn: sqlite3.Connection | None = None) -> None:
+        self.conn = conn or connect(path)
+
+    def head(self) -> AuditEntry | None:
+        row = self.conn.execute("SELECT * FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+        return _entry(row) if row else None
+
+    def recorded_head(self) -> tuple[int, str] | None:
+        row = self.conn.execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
+        return (row["seq"], row["hash"]) if row else None
+
+    def append(self, entries: Sequence[AuditEntry], expected_head: AuditEntry | None) -> None:
+        """Must run inside the caller's transaction (see ``drain``)."""
+        if not entries:
+            return
+        head = self.recorded_head()
+        if head != ((expected_head.seq, expected_head.hash) if expected_head else None):
+            raise ConcurrencyError("audit head moved")
+        self.conn.executemany(
+            "INSERT INTO audit (seq, recorded_at, entity, entity_key, action, data, source_id,"
+            " prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    e.seq,
+                    e.recorded_at,
+                    e.entity,
+                    e.entity_key,
+                    e.action,
+                    json.dumps(e.data, sort_keys=True),
+                    e.source_id,
+                    e.prev_hash,
+                    e.hash,
+                )
+                for e in entries
+            ],
+        )
+        last = entries[-1]
+        self.conn.execute(
+            "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?)"
+            " ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+            (last.seq, last.hash),
+        )
+
+    def entries(self) -> Iterator[AuditEntry]:
+        cursor = self.conn.execute("SELECT * FROM audit ORDER BY seq")
+        for row in cursor:
+            yield _entry(row)
+
+    def drain(self, limit: int = 500, clock: Clock = system_clock) -> int:
+        """Turn up to ``limit`` pending changes into audit entries; returns how many."""
+        with Transaction(self.conn) as conn:
+            rows = conn.execute(
+                "SELECT seq, entity, entity_key, action, data FROM changes ORDER BY seq LIMIT ?",
+                (limit,),
+            ).fetchall()
+            if not rows:
+                return 0
+            changes = [
+                Change(
+                    r["entity"], r["entity_key"], r["action"], json.loads(r["data"]), f"c{r['seq']}"
+                )
+                for r in rows
+            ]
+            record_changes(self, changes, clock)
+            conn.execute("DELETE FROM changes WHERE seq <= ?", (rows[-1]["seq"],))
+        return len(rows)

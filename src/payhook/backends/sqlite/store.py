@@ -1,0 +1,167 @@
+"""The embedded ``ProcessingStore`` and the read queries behind the CLI."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from payhook.backends.sqlite.schema import Transaction, connect
+from payhook.core.ledger import PaymentRecord
+from payhook.core.model import StoredWebhook, WebhookStatus
+from payhook.core.ports import ProcessingCommit
+from payhook.errors import ConcurrencyError
+
+_WEBHOOK_COLUMNS = (
+    "webhook_id, provider, provider_type, event_id, event_type, payload, received_at, status,"
+    " occurred_at, verified, processed_at, attempts, error"
+)
+
+
+def _webhook(row: sqlite3.Row) -> StoredWebhook:
+    return StoredWebhook(
+        webhook_id=row["webhook_id"],
+        provider=row["provider"],
+        provider_type=row["provider_type"],
+        event_id=row["event_id"],
+        event_type=row["event_type"],
+        payload=bytes(row["payload"]),
+        received_at=row["received_at"],
+        status=WebhookStatus(row["status"]),
+        occurred_at=row["occurred_at"],
+        verified=bool(row["verified"]),
+        processed_at=row["processed_at"],
+        attempts=row["attempts"],
+        error=row["error"],
+    )
+
+
+class SqliteStore:
+    def __init__(self, path: str | Path, conn: sqlite3.Connection | None = None) -> None:
+        self.conn = conn or connect(path)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # ProcessingStore ------------------------------------------------------------------
+
+    def get_webhook(self, webhook_id: str) -> StoredWebhook | None:
+        row = self.conn.execute(
+            f"SELECT {_WEBHOOK_COLUMNS} FROM webhooks WHERE webhook_id = ?",  # noqa: S608
+            (webhook_id,),
+        ).fetchone()
+        return _webhook(row) if row else None
+
+    def get_payment(self, provider: str, payment_id: str) -> PaymentRecord | None:
+        row = self.conn.execute(
+            "SELECT record FROM payments WHERE provider = ? AND payment_id = ?",
+            (provider, payment_id),
+        ).fetchone()
+        return PaymentRecord.from_dict(json.loads(row["record"])) if row else None
+
+    def commit(self, commit: ProcessingCommit) -> bool:
+        with Transaction(self.conn) as conn:
+            marked = conn.execute(
+                "UPDATE webhooks SET status = 'processed', processed_at = ?, error = NULL,"
+                " attempts = attempts + 1 WHERE webhook_id = ? AND status = 'received'",
+                (commit.processed_at, commit.webhook_id),
+            ).rowcount
+            if not marked:
+                conn.execute("ROLLBACK")
+                return False
+            for write in commit.payments:
+                self._write_payment(conn, write.record, write.expected_version)
+            for event in commit.published:
+                conn.execute(
+                    "INSERT INTO outbox (event_id, body, created_at, next_attempt_at)"
+                    " VALUES (?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
+                    (event["id"], json.dumps(event), commit.processed_at, commit.processed_at),
+                )
+            conn.execute("DELETE FROM queue WHERE webhook_id = ?", (commit.webhook_id,))
+        return True
+
+    @staticmethod
+    def _write_payment(conn: sqlite3.Connection, record: PaymentRecord, expected: int) -> None:
+        version = expected + 1
+        data = record.to_dict()
+        data["version"] = version
+        values = (
+            str(record.status),
+            record.currency,
+            record.amount,
+            record.amount_refunded,
+            record.updated_at,
+            version,
+            json.dumps(data),
+            record.provider,
+            record.payment_id,
+        )
+        if expected == 0:
+            cursor = conn.execute(
+                "INSERT INTO payments (status, currency, amount, amount_refunded, updated_at,"
+                " version, record, provider, payment_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (provider, payment_id) DO NOTHING",
+                values,
+            )
+        else:
+            cursor = conn.execute(
+                "UPDATE payments SET status = ?, currency = ?, amount = ?, amount_refunded = ?,"
+                " updated_at = ?, version = ?, record = ? WHERE provider = ? AND payment_id = ?"
+                " AND version = ?",
+                (*values, expected),
+            )
+        if cursor.rowcount != 1:
+            raise ConcurrencyError(f"payment {record.provider}/{record.payment_id} changed")
+
+    def record_failure(self, webhook_id: str, error: str) -> None:
+        with Transaction(self.conn) as conn:
+            conn.execute(
+                "UPDATE webhooks SET attempts = attempts + 1, error = ? WHERE webhook_id = ?",
+                (error[:500], webhook_id),
+            )
+
+    # reads ---------------------------------------------------------------------------
+
+    def list_webhooks(
+        self, status: str | None = None, provider: str | None = None, limit: int = 100
+    ) -> list[StoredWebhook]:
+        clauses, params = [], []
+        if status:
+            clauses.append("status = ?")
+            params.append(status)
+        if provider:
+            clauses.append("provider = ?")
+            params.append(provider)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self.conn.execute(
+            f"SELECT {_WEBHOOK_COLUMNS} FROM webhooks {where} "  # noqa: S608 - fixed clauses
+            "ORDER BY received_at DESC, webhook_id LIMIT ?",
+            (*params, limit),
+        ).fetchall()
+        return [_webhook(r) for r in rows]
+
+    def list_payments(
+        self, status: str | None = None, provider: str | None = None, limit: int = 100
+    ) -> list[PaymentRecord]:
+        clauses, params = [], []
+        if status:
+            clauses.append("status = ?")
+            params.append(status)
+        if provider:
+            clauses.append("provider = ?")
+            params.append(provider)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self.conn.execute(
+            f"SELECT record FROM payments {where} "  # noqa: S608 - fixed clauses
+            "ORDER BY updated_at DESC LIMIT ?",
+            (*params, limit),
+        ).fetchall()
+        return [PaymentRecord.from_dict(json.loads(r["record"])) for r in rows]
+
+    def counts(self) -> dict[str, int]:
+        result = {s.value: 0 for s in WebhookStatus}
+        for row in self.conn.execute("SELECT status, count(*) FROM webhooks GROUP BY status"):
+            result[row[0]] = row[1]
+        result["queued"] = self.conn.execute("SELECT count(*) FROM queue").fetchone()[0]
+        result["changes_pending"] = self.conn.execute("SELECT count(*) FROM changes").fetchone()[0]
+        return result

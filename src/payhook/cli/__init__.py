@@ -1,0 +1,1 @@
+"""The ``payhook`` command line."""

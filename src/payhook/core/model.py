@@ -1,0 +1,93 @@
+"""The webhook and payment-event model shared by every provider and backend."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class WebhookStatus(StrEnum):
+    RECEIVED = "received"
+    PROCESSED = "processed"
+    DEAD = "dead"
+
+
+def webhook_id_for(provider: str, event_id: str) -> str:
+    """The webhook id is derived from (provider, event id), so dedup is a primary-key check."""
+    digest = hashlib.sha256(f"{provider}\x00{event_id}".encode()).hexdigest()
+    return f"wh_{digest[:32]}"
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRequest:
+    """One HTTP delivery exactly as received. ``headers`` keys are lower-case."""
+
+    body: bytes
+    headers: dict[str, str]
+    query: dict[str, str] = field(default_factory=dict)
+    method: str = "POST"
+    url: str = ""
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedEvent:
+    """One authenticated provider event; a batch delivery yields several.
+
+    ``payload`` is the event's own bytes (the whole body, or one item of a batch) and is what
+    processing reads later; ``occurred_at`` is the provider's event time (unix seconds) if it
+    gives one.
+    """
+
+    event_id: str
+    event_type: str
+    payload: bytes
+    occurred_at: float | None = None
+    verified: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class StoredWebhook:
+    """A webhook as the store holds it."""
+
+    webhook_id: str
+    provider: str
+    provider_type: str
+    event_id: str
+    event_type: str
+    payload: bytes
+    received_at: float
+    status: WebhookStatus = WebhookStatus.RECEIVED
+    occurred_at: float | None = None
+    verified: bool = True
+    processed_at: float | None = None
+    attempts: int = 0
+    error: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON shape the CLI and API print (no payload)."""
+        return {
+            "webhookId": self.webhook_id,
+            "provider": self.provider,
+            "providerType": self.provider_type,
+            "eventId": self.event_id,
+            "eventType": self.event_type,
+            "status": str(self.status),
+            "verified": self.verified,
+            "receivedAt": self.received_at,
+            "occurredAt": self.occurred_at,
+            "processedAt": self.processed_at,
+            "attempts": self.attempts,
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class IngestOutcome:
+    webhook_id: str
+    event_id: str
+    duplicate: bool

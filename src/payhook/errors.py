@@ -1,0 +1,40 @@
+"""One error tree for the whole package.
+
+Every foreign error that crosses a payhook boundary is mapped onto one of these with
+``raise ... from exc``, so callers catch payhook errors only.
+"""
+
+
+class PayhookError(Exception):
+    """Root of every error payhook raises on purpose."""
+
+
+class ConfigError(PayhookError):
+    """The configuration is missing, malformed or inconsistent."""
+
+
+class VerificationError(PayhookError):
+    """A webhook failed authentication: bad, missing, expired or malformed signature.
+
+    The message names the reason but never carries the body or a secret.
+    """
+
+
+class PayloadError(PayhookError):
+    """A webhook was authentic but its body cannot be used (not JSON, no event id, ...)."""
+
+
+class UnknownProviderError(PayhookError):
+    """No provider of that name is configured."""
+
+
+class StorageUnavailableError(PayhookError):
+    """The store could not durably accept a write; the caller must retry later."""
+
+
+class NotFoundError(PayhookError):
+    """A webhook, payment or dead letter asked for by id does not exist."""
+
+
+class ConcurrencyError(PayhookError):
+    """A conditional write lost a race (a payment or the audit head moved); retry."""

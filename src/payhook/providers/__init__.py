@@ -1,0 +1,59 @@
+"""Providers: one module per payment provider, pure bytes + headers in, events out.
+
+``PROVIDER_TYPES`` is the menu (type name -> ``module:Class``); a provider module is imported
+only when a configured section uses it, which keeps start-up (and Lambda cold start) short.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+
+from payhook.core.clock import Clock, system_clock
+from payhook.errors import ConfigError
+from payhook.providers.base import Provider, ProviderConfig, ProviderResponse
+
+PROVIDER_TYPES: dict[str, str] = {
+    "adyen": "payhook.providers.adyen:AdyenProvider",
+    "braintree": "payhook.providers.braintree:BraintreeProvider",
+    "checkout": "payhook.providers.checkout:CheckoutProvider",
+    "generic": "payhook.providers.generic:GenericHmacProvider",
+    "gocardless": "payhook.providers.gocardless:GoCardlessProvider",
+    "lemonsqueezy": "payhook.providers.lemonsqueezy:LemonSqueezyProvider",
+    "mollie": "payhook.providers.mollie:MollieProvider",
+    "paddle": "payhook.providers.paddle:PaddleProvider",
+    "paypal": "payhook.providers.paypal:PayPalProvider",
+    "polar": "payhook.providers.polar:PolarProvider",
+    "razorpay": "payhook.providers.razorpay:RazorpayProvider",
+    "shopify": "payhook.providers.shopify:ShopifyProvider",
+    "square": "payhook.providers.square:SquareProvider",
+    "standard": "payhook.providers.standard:StandardWebhooksProvider",
+    "stripe": "payhook.providers.stripe:StripeProvider",
+}
+
+
+def provider_class(type_name: str) -> type[Provider]:
+    try:
+        target = PROVIDER_TYPES[type_name]
+    except KeyError:
+        known = ", ".join(sorted(PROVIDER_TYPES))
+        raise ConfigError(f"unknown provider type {type_name!r}; expected one of: {known}") from None
+    module_name, _, class_name = target.partition(":")
+    cls: type[Provider] = getattr(importlib.import_module(module_name), class_name)
+    return cls
+
+
+def build_providers(
+    configs: Mapping[str, ProviderConfig], clock: Clock = system_clock
+) -> dict[str, Provider]:
+    return {name: provider_class(cfg.type)(cfg, clock) for name, cfg in configs.items()}
+
+
+__all__ = [
+    "PROVIDER_TYPES",
+    "Provider",
+    "ProviderConfig",
+    "ProviderResponse",
+    "build_providers",
+    "provider_class",
+]

@@ -1,0 +1,174 @@
+"""The provider interface: raw bytes, headers and query in; verified events out.
+
+A provider module is pure: no I/O, no clock of its own, no logging of payloads. Verification
+turns every malformed, missing, expired or wrong input into one ``VerificationError``; a body
+that is authentic but unusable raises ``PayloadError``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from payhook.core.clock import Clock, system_clock
+from payhook.core.model import IngestOutcome, StoredWebhook, VerifiedEvent, WebhookRequest
+from payhook.core.payment import PaymentEvent
+from payhook.errors import ConfigError, PayloadError, VerificationError
+
+DEFAULT_TOLERANCE_SECONDS = 300
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderConfig:
+    """One ``[providers.<name>]`` section (or the same JSON object in Secrets Manager)."""
+
+    name: str
+    type: str
+    secrets: tuple[str, ...] = ()
+    tolerance_seconds: int = DEFAULT_TOLERANCE_SECONDS
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_mapping(cls, name: str, section: dict[str, Any]) -> ProviderConfig:
+        if not isinstance(section, dict):
+            raise ConfigError(f"providers.{name}: got {type(section).__name__}, expected a table")
+        options = dict(section)
+        provider_type = options.pop("type", name)
+        secrets = options.pop("secrets", [])
+        if isinstance(secrets, str):
+            secrets = [secrets]
+        if not isinstance(secrets, list) or not all(isinstance(s, str) and s for s in secrets):
+            raise ConfigError(f"providers.{name}.secrets: expected a list of non-empty strings")
+        tolerance = options.pop("tolerance_seconds", DEFAULT_TOLERANCE_SECONDS)
+        if isinstance(tolerance, bool) or not isinstance(tolerance, int) or tolerance <= 0:
+            raise ConfigError(
+                f"providers.{name}.tolerance_seconds: got {tolerance!r},"
+                " expected a positive integer"
+            )
+        return cls(name, str(provider_type), tuple(secrets), tolerance, options)
+
+    def option(self, key: str, default: Any = None) -> Any:
+        return self.options.get(key, default)
+
+    def required_option(self, key: str) -> Any:
+        value = self.options.get(key)
+        if value in (None, ""):
+            raise ConfigError(f"providers.{self.name}.{key} is required for type {self.type!r}")
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderResponse:
+    status: int
+    body: bytes
+    media_type: str = "application/json"
+
+
+def json_response(status: int, data: Any) -> ProviderResponse:
+    return ProviderResponse(status, json.dumps(data, separators=(",", ":")).encode())
+
+
+class Provider(ABC):
+    """Base class of every provider. Subclasses set ``type_name`` and implement the hooks."""
+
+    type_name: ClassVar[str]
+    #: HTTP status for a request that fails verification (GoCardless wants 498).
+    rejection_status: ClassVar[int] = 401
+    #: Event types ``payhook send`` can produce; the first is the default.
+    sample_event_types: ClassVar[tuple[str, ...]] = ()
+    #: True when verification needs at least one secret.
+    requires_secrets: ClassVar[bool] = True
+
+    def __init__(self, config: ProviderConfig, clock: Clock = system_clock) -> None:
+        if self.requires_secrets and not config.secrets:
+            raise ConfigError(f"providers.{config.name}: at least one secret is required")
+        self.config = config
+        self.name = config.name
+        self.clock = clock
+
+    @abstractmethod
+    def verify(self, request: WebhookRequest) -> list[VerifiedEvent]:
+        """Authenticate a delivery and split it into events (several for a batch)."""
+
+    @abstractmethod
+    def payment_events(self, webhook: StoredWebhook) -> list[PaymentEvent]:
+        """Canonical payment events of one stored event (empty when it is not about a payment)."""
+
+    @abstractmethod
+    def sample_request(self, event_type: str | None = None) -> WebhookRequest:
+        """A realistic delivery signed with the first configured secret (``payhook send``)."""
+
+    def acknowledge(self, outcomes: list[IngestOutcome]) -> ProviderResponse:
+        """The response the provider expects once its events are stored."""
+        return json_response(
+            200,
+            {
+                "webhookId": outcomes[0].webhook_id if len(outcomes) == 1 else None,
+                "duplicate": all(o.duplicate for o in outcomes),
+                "events": [
+                    {"webhookId": o.webhook_id, "eventId": o.event_id, "duplicate": o.duplicate}
+                    for o in outcomes
+                ],
+            },
+        )
+
+    def challenge(self, request: WebhookRequest) -> ProviderResponse | None:
+        """Answer a provider's GET verification challenge, if it has one."""
+        return None
+
+    # helpers shared by the HMAC providers -------------------------------------------------
+
+    def check_timestamp(self, timestamp: int) -> None:
+        """Reject timestamps too old OR too far in the future (replay protection)."""
+        now = self.clock()
+        tolerance = self.config.tolerance_seconds
+        if timestamp < now - tolerance:
+            raise VerificationError("timestamp is older than the tolerance")
+        if timestamp > now + tolerance:
+            raise VerificationError("timestamp is too far in the future")
+
+
+def any_signature_matches(expected: Iterable[bytes | str], received: Iterable[bytes | str]) -> bool:
+    """Constant-time comparison of every expected signature with every received one."""
+    received = list(received)
+    matched = False
+    for candidate in expected:
+        for signature in received:
+            a = candidate.encode() if isinstance(candidate, str) else candidate
+            b = signature.encode() if isinstance(signature, str) else signature
+            # No early exit: every pair is compared, so timing says nothing about which matched.
+            matched |= hmac.compare_digest(a, b)
+    return matched
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    """Decode an authentic body; anything but a JSON object is a PayloadError."""
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PayloadError(
+            f"body is not valid JSON: {exc.msg if hasattr(exc, 'msg') else exc}"
+        ) from exc
+    if not isinstance(data, dict):
+        raise PayloadError(f"body must be a JSON object, got {type(data).__name__}")
+    return data
+
+
+def require_str(data: dict[str, Any], key: str, where: str = "body") -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value:
+        raise PayloadError(f"{where}.{key} is missing or not a string")
+    return value
+
+
+def dig(data: Any, *path: str) -> Any:
+    """Follow a path of keys through nested dicts; None when any step is missing."""
+    for key in path:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data

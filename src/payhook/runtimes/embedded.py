@@ -1,0 +1,185 @@
+"""The embedded runtime: group-commit writer, processing workers and audit worker over SQLite."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import IO
+
+from payhook.backends.sqlite import (
+    GroupCommitWriter,
+    SqliteAuditLog,
+    SqliteQueue,
+    SqliteStore,
+    initialize,
+)
+from payhook.config import Settings
+from payhook.core.clock import Clock, system_clock
+from payhook.errors import StorageUnavailableError
+from payhook.providers import Provider, build_providers
+from payhook.service.ingest import Ingest
+from payhook.service.process import Outcome, Processor
+
+log = logging.getLogger("payhook.embedded")
+
+
+class EmbeddedRuntime:
+    """Everything ``payhook serve`` runs besides HTTP. ``start`` then ``stop``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Clock = system_clock,
+        providers: dict[str, Provider] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.path = settings.storage.path
+        self.providers = (
+            providers if providers is not None else build_providers(settings.providers, clock)
+        )
+        self.ingest = Ingest(self.providers, clock)
+        self.writer = GroupCommitWriter(self.path, clock)
+        self._stop = threading.Event()
+        self._wakeup = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._lock_file: IO[str] | None = None
+        self.processed = 0
+        self.failures = 0
+
+    # lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        initialize(self.path)
+        self._acquire_lock()
+        released = SqliteQueue(self.path, clock=self.clock).release_in_flight()
+        if released:
+            log.info("resuming messages left in flight", extra={"messages": released})
+        self.writer.start()
+        self.writer.on_commit = self._wakeup.set
+        self._stop.clear()
+        for index in range(self.settings.server.workers):
+            self._spawn(self._process_loop, f"payhook-worker-{index}")
+        self._spawn(self._audit_loop, "payhook-audit")
+
+    def stop(self) -> None:
+        """Commit pending ingest writes, let workers finish their current message, stop."""
+        self.writer.stop()
+        self._stop.set()
+        self._wakeup.set()
+        for thread in self._threads:
+            thread.join()
+        self._threads.clear()
+        self._release_lock()
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Block until the queue and the change feed are empty (tests, benchmarks)."""
+        store = SqliteStore(self.path)
+        try:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                counts = store.counts()
+                if counts["queued"] == 0 and counts["changes_pending"] == 0:
+                    return True
+                time.sleep(0.02)
+            return False
+        finally:
+            store.close()
+
+    def _spawn(self, target: object, name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)  # type: ignore[arg-type]
+        thread.start()
+        self._threads.append(thread)
+
+    def _acquire_lock(self) -> None:
+        lock_path = Path(f"{self.path}.lock")
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        handle = lock_path.open("w")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            raise StorageUnavailableError(
+                f"{self.path} is in use by another payhook process"
+            ) from None
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._lock_file = handle
+
+    def _release_lock(self) -> None:
+        if self._lock_file is not None:
+            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+            self._lock_file.close()
+            self._lock_file = None
+
+    # workers ---------------------------------------------------------------------------
+
+    def _idle(self) -> None:
+        self._wakeup.wait(self.settings.processing.poll_interval_seconds)
+        self._wakeup.clear()
+
+    def _process_loop(self) -> None:
+        settings = self.settings.processing
+        queue = SqliteQueue(
+            self.path,
+            visibility_timeout=settings.visibility_timeout_seconds,
+            max_receives=settings.max_receives,
+            clock=self.clock,
+        )
+        store = SqliteStore(self.path)
+        processor = Processor(self.providers, store, self.clock)
+        while not self._stop.is_set():
+            try:
+                messages = queue.receive(settings.batch_size)
+            except Exception:
+                log.exception("receive failed; retrying")
+                self._stop.wait(1.0)
+                continue
+            if not messages:
+                self._idle()
+                continue
+            for message in messages:
+                try:
+                    result = processor.process(message.webhook_id)
+                    if result.outcome is not Outcome.PROCESSED:
+                        queue.delete(message.message_id)
+                    self.processed += 1
+                except Exception as exc:
+                    self.failures += 1
+                    log.warning(
+                        "processing failed",
+                        extra={
+                            "webhook_id": message.webhook_id,
+                            "receive_count": message.receive_count,
+                            "error": type(exc).__name__,
+                        },
+                    )
+                    delay = min(
+                        settings.visibility_timeout_seconds,
+                        settings.retry_base_seconds * 2 ** (message.receive_count - 1),
+                    )
+                    try:
+                        store.record_failure(message.webhook_id, f"{type(exc).__name__}: {exc}")
+                        queue.retry_later(message.message_id, delay)
+                    except Exception:
+                        log.exception("could not record the failure; the timeout will retry")
+        store.close()
+
+    def _audit_loop(self) -> None:
+        audit = SqliteAuditLog(self.path)
+        while True:
+            try:
+                drained = audit.drain(clock=self.clock)
+            except Exception:
+                log.exception("audit drain failed; retrying")
+                drained = 0
+                self._stop.wait(1.0)
+            if drained:
+                continue
+            if self._stop.is_set():
+                break
+            self._stop.wait(self.settings.processing.poll_interval_seconds * 2)

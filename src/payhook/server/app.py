@@ -1,0 +1,136 @@
+"""ASGI app: ``POST /webhook/{provider}``.
+
+Status codes: 200 stored (or duplicate) and scheduled; 401 (or the provider's own code)
+failed verification; 404 unknown provider; 413 body over the limit; 400 authentic but
+unusable body; 503 storage unavailable, so the provider retries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from payhook.core.model import WebhookRequest
+from payhook.errors import (
+    PayloadError,
+    StorageUnavailableError,
+    UnknownProviderError,
+    VerificationError,
+)
+from payhook.runtimes.embedded import EmbeddedRuntime
+
+log = logging.getLogger("payhook.server")
+
+
+class BodyTooLargeError(Exception):
+    pass
+
+
+def _error(status: int, error: str, reason: str, **headers: str) -> JSONResponse:
+    return JSONResponse({"error": error, "reason": reason}, status_code=status, headers=headers)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise BodyTooLargeError
+        except ValueError:
+            pass  # the server's HTTP parser has already rejected a malformed length
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLargeError
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _webhook_request(request: Request, body: bytes) -> WebhookRequest:
+    headers: dict[str, str] = {}
+    for key, value in request.headers.items():
+        headers.setdefault(key.lower(), value)  # a repeated header: the first one counts
+    return WebhookRequest(
+        body=body,
+        headers=headers,
+        query=dict(request.query_params),
+        method=request.method,
+        url=str(request.url),
+    )
+
+
+def create_app(
+    runtime: EmbeddedRuntime,
+    *,
+    manage_runtime: bool = True,
+    extra_routes: Sequence[BaseRoute] = (),
+) -> Starlette:
+    """Build the app. With ``manage_runtime`` the app starts and stops the runtime."""
+    ingest = runtime.ingest
+    limit = runtime.settings.server.body_limit_bytes
+
+    async def receive_webhook(request: Request) -> Response:
+        name = request.path_params["provider"]
+        try:
+            provider = ingest.provider(name)
+        except UnknownProviderError:
+            return _error(404, "unknown_provider", f"no provider named {name!r} is configured")
+        try:
+            body = await _read_body(request, limit)
+        except BodyTooLargeError:
+            return _error(413, "body_too_large", f"the body limit is {limit} bytes")
+        try:
+            prepared = ingest.prepare(name, _webhook_request(request, body))
+        except VerificationError as exc:
+            log.info("verification failed", extra={"provider": name, "reason": str(exc)})
+            return _error(provider.rejection_status, "verification_failed", str(exc))
+        except PayloadError as exc:
+            return _error(400, "invalid_payload", str(exc))
+        try:
+            duplicates = await runtime.writer.store_async(prepared.webhooks)
+        except StorageUnavailableError as exc:
+            log.error("storage unavailable", extra={"provider": name, "reason": str(exc)})
+            return _error(503, "storage_unavailable", "try again later", **{"Retry-After": "5"})
+        answer = prepared.acknowledge(duplicates)
+        return Response(answer.body, status_code=answer.status, media_type=answer.media_type)
+
+    async def challenge(request: Request) -> Response:
+        name = request.path_params["provider"]
+        try:
+            provider = ingest.provider(name)
+        except UnknownProviderError:
+            return _error(404, "unknown_provider", f"no provider named {name!r} is configured")
+        answer = provider.challenge(_webhook_request(request, b""))
+        if answer is None:
+            return _error(405, "method_not_allowed", "webhooks are delivered with POST")
+        return Response(answer.body, status_code=answer.status, media_type=answer.media_type)
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "providers": sorted(runtime.providers)})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        if manage_runtime:
+            runtime.start()
+        try:
+            yield {}
+        finally:
+            if manage_runtime:
+                runtime.stop()
+
+    routes: list[BaseRoute] = [
+        Route("/webhook/{provider}", receive_webhook, methods=["POST"]),
+        Route("/webhook/{provider}", challenge, methods=["GET"]),
+        Route("/healthz", health, methods=["GET"]),
+        *extra_routes,
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)

@@ -1,0 +1,38 @@
+"""``payhook serve``: uvicorn with graceful shutdown (SIGTERM/SIGINT finish in-flight work)."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from payhook.config import Settings
+from payhook.runtimes.embedded import EmbeddedRuntime
+from payhook.server.app import create_app
+
+log = logging.getLogger("payhook.server")
+
+
+def serve(settings: Settings, host: str | None = None, port: int | None = None) -> int:
+    logging.getLogger("payhook").setLevel(logging.INFO)
+    runtime = EmbeddedRuntime(settings)
+    app = create_app(runtime)
+    bind_host = host or settings.server.host
+    bind_port = port if port is not None else settings.server.port
+    config = uvicorn.Config(
+        app,
+        host=bind_host,
+        port=bind_port,
+        log_level="info",
+        access_log=False,
+        timeout_graceful_shutdown=30,
+        server_header=False,
+    )
+    server = uvicorn.Server(config)
+    print(
+        f"payhook: serving {', '.join(sorted(runtime.providers)) or 'no providers'} on "
+        f"http://{bind_host}:{bind_port}/webhook/{{provider}} (storage {settings.storage.path})",
+        flush=True,
+    )
+    server.run()
+    return 0

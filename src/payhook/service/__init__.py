@@ -1,0 +1,1 @@
+"""Use cases: ingest, process, audit. They depend on ports only."""

@@ -1,0 +1,133 @@
+"""Process: apply a stored webhook's payment events to the ledger, exactly once."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from payhook.core import ledger
+from payhook.core.clock import Clock, iso_utc, system_clock
+from payhook.core.ledger import PaymentRecord
+from payhook.core.model import StoredWebhook, WebhookStatus
+from payhook.core.ports import PaymentWrite, ProcessingCommit, ProcessingStore
+from payhook.errors import ConcurrencyError, PayloadError
+from payhook.providers.base import Provider
+
+log = logging.getLogger("payhook.process")
+
+CANONICAL_EVENT_TYPE = "payment.updated"
+
+
+class Outcome(StrEnum):
+    PROCESSED = "processed"
+    ALREADY_PROCESSED = "already_processed"
+    MISSING = "missing"
+    DEAD = "dead"
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessResult:
+    webhook_id: str
+    outcome: Outcome
+    payments: list[PaymentRecord] = field(default_factory=list)
+    anomalies: list[str] = field(default_factory=list)
+
+
+def canonical_event(
+    record: PaymentRecord, previous: PaymentRecord | None, webhook: StoredWebhook
+) -> dict[str, Any]:
+    """The event published for one applied ledger change; its id is stable across retries."""
+    event_id = hashlib.sha256(
+        f"{webhook.webhook_id}\x00{record.provider}\x00{record.payment_id}".encode()
+    ).hexdigest()[:32]
+    return {
+        "id": f"pe_{event_id}",
+        "type": CANONICAL_EVENT_TYPE,
+        "provider": record.provider,
+        "paymentId": record.payment_id,
+        "status": str(record.status),
+        "previousStatus": str(previous.status) if previous else None,
+        "payment": record.summary(),
+        "cause": {
+            "webhookId": webhook.webhook_id,
+            "eventId": webhook.event_id,
+            "eventType": webhook.event_type,
+        },
+        "occurredAt": iso_utc(record.updated_at),
+    }
+
+
+class Processor:
+    """The process step, shared by the embedded workers and the processor Lambda."""
+
+    def __init__(
+        self,
+        providers: Mapping[str, Provider],
+        store: ProcessingStore,
+        clock: Clock = system_clock,
+        max_conflict_retries: int = 5,
+    ) -> None:
+        self.providers = providers
+        self.store = store
+        self.clock = clock
+        self.max_conflict_retries = max_conflict_retries
+
+    def process(self, webhook_id: str) -> ProcessResult:
+        """Raises PayloadError for an event that can never be processed (a poison message)."""
+        for attempt in range(self.max_conflict_retries + 1):
+            try:
+                return self._process_once(webhook_id)
+            except ConcurrencyError:
+                if attempt == self.max_conflict_retries:
+                    raise
+                log.info("payment changed concurrently; retrying", extra={"webhook_id": webhook_id})
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _process_once(self, webhook_id: str) -> ProcessResult:
+        webhook = self.store.get_webhook(webhook_id)
+        if webhook is None:
+            return ProcessResult(webhook_id, Outcome.MISSING)
+        if webhook.status is WebhookStatus.PROCESSED:
+            return ProcessResult(webhook_id, Outcome.ALREADY_PROCESSED)
+        if webhook.status is WebhookStatus.DEAD:
+            return ProcessResult(webhook_id, Outcome.DEAD)
+        provider = self.providers.get(webhook.provider)
+        if provider is None:
+            raise PayloadError(f"provider {webhook.provider!r} is no longer configured")
+        events = provider.payment_events(webhook)
+        current: dict[tuple[str, str], PaymentRecord | None] = {}
+        original: dict[tuple[str, str], PaymentRecord | None] = {}
+        for event in events:
+            key = (event.provider, event.payment_id)
+            if key not in current:
+                current[key] = original[key] = self.store.get_payment(*key)
+            current[key], _ = ledger.apply(current[key], event)
+        writes: list[PaymentWrite] = []
+        published: list[dict[str, Any]] = []
+        anomalies: list[str] = []
+        for key, record in current.items():
+            before = original[key]
+            assert record is not None
+            if (
+                before is not None
+                and before.state() == record.state()
+                and len(before.events) == len(record.events)
+            ):
+                continue
+            writes.append(PaymentWrite(record, before.version if before else 0))
+            if before is None or before.state() != record.state():
+                published.append(canonical_event(record, before, webhook))
+            anomalies += [f for f in record.flags if not before or f not in before.flags]
+        committed = self.store.commit(ProcessingCommit(webhook_id, self.clock(), writes, published))
+        if not committed:
+            return ProcessResult(webhook_id, Outcome.ALREADY_PROCESSED)
+        for anomaly in anomalies:
+            log.warning(
+                "ledger anomaly: event kept but not applied",
+                extra={"webhook_id": webhook_id, "anomaly": anomaly},
+            )
+        return ProcessResult(webhook_id, Outcome.PROCESSED, [w.record for w in writes], anomalies)
