@@ -29,7 +29,7 @@ class ProviderConfig:
     name: str
     type: str
     secrets: tuple[str, ...] = ()
-    tolerance_seconds: int = DEFAULT_TOLERANCE_SECONDS
+    tolerance_seconds: int | None = None  # None: the provider's default
     options: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -43,8 +43,10 @@ class ProviderConfig:
             secrets = [secrets]
         if not isinstance(secrets, list) or not all(isinstance(s, str) and s for s in secrets):
             raise ConfigError(f"providers.{name}.secrets: expected a list of non-empty strings")
-        tolerance = options.pop("tolerance_seconds", DEFAULT_TOLERANCE_SECONDS)
-        if isinstance(tolerance, bool) or not isinstance(tolerance, int) or tolerance <= 0:
+        tolerance = options.pop("tolerance_seconds", None)
+        if tolerance is not None and (
+            isinstance(tolerance, bool) or not isinstance(tolerance, int) or tolerance <= 0
+        ):
             raise ConfigError(
                 f"providers.{name}.tolerance_seconds: got {tolerance!r},"
                 " expected a positive integer"
@@ -82,6 +84,8 @@ class Provider(ABC):
     sample_event_types: ClassVar[tuple[str, ...]] = ()
     #: True when verification needs at least one secret.
     requires_secrets: ClassVar[bool] = True
+    #: Timestamp tolerance (both directions) when the section does not set tolerance_seconds.
+    default_tolerance_seconds: ClassVar[int] = DEFAULT_TOLERANCE_SECONDS
 
     def __init__(self, config: ProviderConfig, clock: Clock = system_clock) -> None:
         if self.requires_secrets and not config.secrets:
@@ -89,6 +93,7 @@ class Provider(ABC):
         self.config = config
         self.name = config.name
         self.clock = clock
+        self.tolerance_seconds = config.tolerance_seconds or self.default_tolerance_seconds
 
     @abstractmethod
     def verify(self, request: WebhookRequest) -> list[VerifiedEvent]:
@@ -125,7 +130,7 @@ class Provider(ABC):
     def check_timestamp(self, timestamp: int) -> None:
         """Reject timestamps too old OR too far in the future (replay protection)."""
         now = self.clock()
-        tolerance = self.config.tolerance_seconds
+        tolerance = self.tolerance_seconds
         if timestamp < now - tolerance:
             raise VerificationError("timestamp is older than the tolerance")
         if timestamp > now + tolerance:

@@ -107,7 +107,7 @@ class StandardWebhooksProvider(Provider):
 
     def verify(self, request: WebhookRequest) -> list[VerifiedEvent]:
         msg_id, timestamp = verify_standard_signature(
-            request, self.keys, self.clock(), self.config.tolerance_seconds
+            request, self.keys, self.clock(), self.tolerance_seconds
         )
         body = parse_json_object(request.body)
         event_type = body.get("type")

@@ -90,7 +90,7 @@ class StripeProvider(Provider):
             request.header(SIGNATURE_HEADER),
             self.config.secrets,
             self.clock(),
-            self.config.tolerance_seconds,
+            self.tolerance_seconds,
         )
         event = parse_json_object(request.body)
         created = event.get("created")
