@@ -37,7 +37,8 @@ def provider_class(type_name: str) -> type[Provider]:
         target = PROVIDER_TYPES[type_name]
     except KeyError:
         known = ", ".join(sorted(PROVIDER_TYPES))
-        raise ConfigError(f"unknown provider type {type_name!r}; expected one of: {known}") from None
+        message = f"unknown provider type {type_name!r}; expected one of: {known}"
+        raise ConfigError(message) from None
     module_name, _, class_name = target.partition(":")
     cls: type[Provider] = getattr(importlib.import_module(module_name), class_name)
     return cls
