@@ -67,6 +67,10 @@ _SECTIONS: dict[str, type[Any]] = {
 }
 
 
+# server.workers = 0 runs a receive-only node: webhooks are stored and queued, not processed.
+_ZERO_ALLOWED = {"server.workers"}
+
+
 def _coerce(where: str, value: Any, default: Any) -> Any:
     expected = type(default) if default is not None else str
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
@@ -78,8 +82,11 @@ def _coerce(where: str, value: Any, default: Any) -> Any:
             raise ConfigError(f"{where}: got {value!r}, expected {expected.__name__}") from None
     if not isinstance(value, expected) or isinstance(value, bool) != (expected is bool):
         raise ConfigError(f"{where}: got {type(value).__name__}, expected {expected.__name__}")
-    if expected in (int, float) and isinstance(value, (int, float)) and value <= 0:
-        raise ConfigError(f"{where}: got {value!r}, expected a positive number")
+    if expected in (int, float) and isinstance(value, (int, float)):
+        if where in _ZERO_ALLOWED and value == 0:
+            return value
+        if value <= 0:
+            raise ConfigError(f"{where}: got {value!r}, expected a positive number")
     return value
 
 

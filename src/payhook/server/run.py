@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
+import threading
+from collections.abc import Generator
 
 import uvicorn
 
@@ -11,6 +15,23 @@ from payhook.runtimes.embedded import EmbeddedRuntime
 from payhook.server.app import create_app
 
 log = logging.getLogger("payhook.server")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn re-raises SIGTERM after its graceful shutdown; a clean stop exits 0 instead."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        handled = (signal.SIGINT, signal.SIGTERM)
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
 
 
 def serve(settings: Settings, host: str | None = None, port: int | None = None) -> int:
@@ -28,11 +49,12 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None) 
         timeout_graceful_shutdown=30,
         server_header=False,
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
     print(
         f"payhook: serving {', '.join(sorted(runtime.providers)) or 'no providers'} on "
         f"http://{bind_host}:{bind_port}/webhook/{{provider}} (storage {settings.storage.path})",
         flush=True,
     )
     server.run()
+    print("payhook: stopped; queued work resumes at the next start", flush=True)
     return 0

@@ -1,0 +1,128 @@
+"""Group-commit ingest: webhook and queue rows together, duplicates once, failures loud."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+
+import pytest
+
+from payhook.backends.sqlite import GroupCommitWriter, SqliteStore, connect, initialize
+from payhook.errors import StorageUnavailableError
+from tests.backends.sqlite.helpers import stored
+from tests.conftest import FakeClock
+
+
+@pytest.fixture
+def writer(db_path: str, clock: FakeClock):
+    initialize(db_path)
+    w = GroupCommitWriter(db_path, clock)
+    w.start()
+    yield w
+    w.stop()
+
+
+def _count(db_path: str, table: str) -> int:
+    conn = connect(db_path)
+    try:
+        return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # noqa: S608
+    finally:
+        conn.close()
+
+
+def test_stores_the_webhook_and_its_queue_row_together(
+    writer: GroupCommitWriter, db_path: str, clock: FakeClock
+) -> None:
+    webhook = stored(clock)
+    assert writer.store([webhook]) == [False]
+    assert _count(db_path, "webhooks") == 1
+    assert _count(db_path, "queue") == 1
+    row = SqliteStore(db_path).get_webhook(webhook.webhook_id)
+    assert row is not None
+    assert row.payload == webhook.payload
+    assert row.status == "received"
+
+
+def test_a_duplicate_is_reported_and_changes_nothing(
+    writer: GroupCommitWriter, db_path: str, clock: FakeClock
+) -> None:
+    webhook = stored(clock)
+    writer.store([webhook])
+    assert writer.store([webhook]) == [True]
+    assert writer.store([webhook, webhook]) == [True, True]
+    assert _count(db_path, "webhooks") == 1
+    assert _count(db_path, "queue") == 1
+
+
+def test_the_same_event_twice_in_one_batch_is_stored_once(
+    writer: GroupCommitWriter, db_path: str, clock: FakeClock
+) -> None:
+    webhook = stored(clock)
+    assert writer.store([webhook, webhook]) == [False, True]
+    assert _count(db_path, "queue") == 1
+
+
+def test_concurrent_requests_share_commits(
+    writer: GroupCommitWriter, db_path: str, clock: FakeClock
+) -> None:
+    webhooks = [stored(clock) for _ in range(200)]
+    barrier = threading.Barrier(8)
+    results: list[list[bool]] = []
+
+    def submit(chunk: list) -> None:
+        barrier.wait()
+        futures = [writer.submit([w]) for w in chunk]
+        results.extend(f.result() for f in futures)
+
+    threads = [threading.Thread(target=submit, args=(webhooks[i::8],)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 200
+    assert not any(dup for r in results for dup in r)
+    assert _count(db_path, "webhooks") == 200
+    assert _count(db_path, "queue") == 200
+    assert writer.webhooks == 200
+    assert writer.groups < 200  # several requests rode on one commit
+
+
+def test_a_failed_commit_is_reported_and_leaves_nothing_half_written(
+    writer: GroupCommitWriter, db_path: str, clock: FakeClock
+) -> None:
+    conn = connect(db_path)
+    # A trigger that fails inside the transaction, after the webhook row was inserted.
+    conn.execute(
+        "CREATE TRIGGER fail_enqueue BEFORE INSERT ON queue "
+        "BEGIN SELECT RAISE(ABORT, 'disk says no'); END"
+    )
+    with pytest.raises(StorageUnavailableError):
+        writer.store([stored(clock)])
+    assert _count(db_path, "webhooks") == 0
+    assert _count(db_path, "queue") == 0
+    conn.execute("DROP TRIGGER fail_enqueue")
+    assert writer.store([stored(clock)]) == [False]  # the writer keeps working afterwards
+
+
+def test_a_stopped_writer_refuses_instead_of_hanging(db_path: str, clock: FakeClock) -> None:
+    initialize(db_path)
+    w = GroupCommitWriter(db_path, clock)
+    with pytest.raises(StorageUnavailableError):
+        w.store([stored(clock)])
+
+
+def test_stop_commits_what_was_queued(db_path: str, clock: FakeClock) -> None:
+    initialize(db_path)
+    w = GroupCommitWriter(db_path, clock)
+    w.start()
+    futures = [w.submit([stored(clock)]) for _ in range(50)]
+    w.stop()
+    assert all(f.result() == [False] for f in futures)
+    assert _count(db_path, "webhooks") == 50
+
+
+def test_the_ingest_connection_is_fully_synchronous(writer: GroupCommitWriter) -> None:
+    assert writer._conn is not None
+    assert writer._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert writer._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert isinstance(writer._conn, sqlite3.Connection)
