@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 GENESIS_HASH = "0" * 64
@@ -44,7 +44,18 @@ class AuditEntry:
     hash: str
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Built by hand: dataclasses.asdict deep-copies ``data``, and this runs per change.
+        return {
+            "seq": self.seq,
+            "recorded_at": self.recorded_at,
+            "entity": self.entity,
+            "entity_key": self.entity_key,
+            "action": self.action,
+            "data": self.data,
+            "source_id": self.source_id,
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AuditEntry:
@@ -64,18 +75,17 @@ def compute_hash(entry: AuditEntry) -> str:
 
 def next_entry(previous: AuditEntry | None, change: Change, recorded_at: str) -> AuditEntry:
     """The entry that follows ``previous`` (None for the first entry of the chain)."""
-    unsigned = AuditEntry(
-        seq=previous.seq + 1 if previous else 1,
-        recorded_at=recorded_at,
-        entity=change.entity,
-        entity_key=change.entity_key,
-        action=change.action,
-        data=change.data,
-        source_id=change.source_id,
-        prev_hash=previous.hash if previous else GENESIS_HASH,
-        hash="",
-    )
-    return AuditEntry(**{**unsigned.to_dict(), "hash": compute_hash(unsigned)})
+    fields: dict[str, Any] = {
+        "seq": previous.seq + 1 if previous else 1,
+        "recorded_at": recorded_at,
+        "entity": change.entity,
+        "entity_key": change.entity_key,
+        "action": change.action,
+        "data": change.data,
+        "source_id": change.source_id,
+        "prev_hash": previous.hash if previous else GENESIS_HASH,
+    }
+    return AuditEntry(**fields, hash=_digest(fields))
 
 
 def extend(

@@ -22,7 +22,11 @@ def webhook_id_for(provider: str, event_id: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class WebhookRequest:
-    """One HTTP delivery exactly as received. ``headers`` keys are lower-case."""
+    """One HTTP delivery exactly as received.
+
+    ``headers`` keys are lower-case; ``url`` is the request path (signatures that cover a URL,
+    like Square's, use the configured notification URL instead).
+    """
 
     body: bytes
     headers: dict[str, str]

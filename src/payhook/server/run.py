@@ -6,9 +6,10 @@ import contextlib
 import logging
 import signal
 import threading
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 
 import uvicorn
+from starlette.routing import BaseRoute
 
 from payhook.config import Settings
 from payhook.runtimes.embedded import EmbeddedRuntime
@@ -34,10 +35,16 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
-def serve(settings: Settings, host: str | None = None, port: int | None = None) -> int:
+def serve(
+    settings: Settings,
+    host: str | None = None,
+    port: int | None = None,
+    extra_routes: Sequence[BaseRoute] = (),
+) -> int:
+    """Run until SIGTERM/SIGINT. ``extra_routes`` lets benchmarks add a baseline endpoint."""
     logging.getLogger("payhook").setLevel(logging.INFO)
     runtime = EmbeddedRuntime(settings)
-    app = create_app(runtime)
+    app = create_app(runtime, extra_routes=extra_routes)
     bind_host = host or settings.server.host
     bind_port = port if port is not None else settings.server.port
     config = uvicorn.Config(

@@ -26,7 +26,7 @@ class PreparedDelivery:
             for w, dup in zip(self.webhooks, duplicates, strict=True)
         ]
         for outcome, webhook in zip(outcomes, self.webhooks, strict=True):
-            log.info(
+            log.debug(
                 "webhook accepted",
                 extra={
                     "provider": webhook.provider,
