@@ -12,6 +12,7 @@ import uvicorn
 from starlette.routing import BaseRoute
 
 from payhook.config import Settings
+from payhook.logs import configure as configure_logging
 from payhook.runtimes.embedded import EmbeddedRuntime
 from payhook.server.app import create_app
 
@@ -42,7 +43,7 @@ def serve(
     extra_routes: Sequence[BaseRoute] = (),
 ) -> int:
     """Run until SIGTERM/SIGINT. ``extra_routes`` lets benchmarks add a baseline endpoint."""
-    logging.getLogger("payhook").setLevel(logging.INFO)
+    configure_logging(logging.INFO)
     runtime = EmbeddedRuntime(settings)
     app = create_app(runtime, extra_routes=extra_routes)
     bind_host = host or settings.server.host
