@@ -175,3 +175,10 @@ def test_payhook_send_drives_a_payment_to_succeeded(server: PayhookServer) -> No
     assert payment_id.startswith("pi_")
     server.wait_for(lambda: server.cli("payments", "show", "stripe", payment_id).returncode == 0)
     assert server.cli_json("payments", "show", "stripe", payment_id)["status"] == "succeeded"  # type: ignore[index]
+
+
+def test_publishes_an_openapi_document_of_its_webhook_endpoint(server: PayhookServer) -> None:
+    document = httpx.get(f"{server.url}/openapi.json", timeout=10).json()
+    operation = document["paths"]["/webhook/{provider}"]["post"]
+    assert operation["parameters"][0]["schema"]["enum"] == ["standard", "stripe"]
+    assert {"200", "400", "401", "404", "413", "503"} <= set(operation["responses"])

@@ -25,6 +25,7 @@ from payhook.errors import (
     VerificationError,
 )
 from payhook.runtimes.embedded import EmbeddedRuntime
+from payhook.server.openapi import openapi_document
 
 log = logging.getLogger("payhook.server")
 
@@ -117,6 +118,13 @@ def create_app(
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok", "providers": sorted(runtime.providers)})
 
+    document = openapi_document(
+        runtime.providers, (p.rejection_status for p in runtime.providers.values())
+    )
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(document)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         if manage_runtime:
@@ -131,6 +139,7 @@ def create_app(
         Route("/webhook/{provider}", receive_webhook, methods=["POST"]),
         Route("/webhook/{provider}", challenge, methods=["GET"]),
         Route("/healthz", health, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
         *extra_routes,
     ]
     return Starlette(routes=routes, lifespan=lifespan)
