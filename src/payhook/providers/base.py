@@ -137,14 +137,19 @@ class Provider(ABC):
             raise VerificationError("timestamp is too far in the future")
 
 
+def _bytes(value: bytes | str) -> bytes:
+    return value.encode("utf-8", "surrogatepass") if isinstance(value, str) else value
+
+
 def any_signature_matches(expected: Iterable[bytes | str], received: Iterable[bytes | str]) -> bool:
     """Constant-time comparison of every expected signature with every received one."""
     received = list(received)
     matched = False
     for candidate in expected:
         for signature in received:
-            a = candidate.encode() if isinstance(candidate, str) else candidate
-            b = signature.encode() if isinstance(signature, str) else signature
+            # surrogatepass: a stray surrogate in a header compares unequal instead of raising.
+            a = _bytes(candidate)
+            b = _bytes(signature)
             # No early exit: every pair is compared, so timing says nothing about which matched.
             matched |= hmac.compare_digest(a, b)
     return matched
@@ -154,10 +159,9 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
     """Decode an authentic body; anything but a JSON object is a PayloadError."""
     try:
         data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PayloadError(
-            f"body is not valid JSON: {exc.msg if hasattr(exc, 'msg') else exc}"
-        ) from exc
+    except (ValueError, RecursionError) as exc:  # also UnicodeDecodeError, the int-digit limit
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else type(exc).__name__
+        raise PayloadError(f"body is not valid JSON: {reason}") from exc
     if not isinstance(data, dict):
         raise PayloadError(f"body must be a JSON object, got {type(data).__name__}")
     return data
