@@ -29,7 +29,7 @@ from payhook.providers.base import (
 )
 
 _PREFIXES = ("webhook", "svix")
-_DIGITS = re.compile(r"^\d{1,12}$")
+_DIGITS = re.compile(r"[0-9]{1,12}")
 _SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
 
 
@@ -38,9 +38,13 @@ def decode_secret(secret: str) -> bytes:
     raw = secret.removeprefix(_SECRET_PREFIX)
     try:
         # Unpadded secrets are accepted, as the reference library accepts them.
-        return base64.b64decode(raw + "=" * (-len(raw) % 4), validate=True)
+        key = base64.b64decode(raw + "=" * (-len(raw) % 4), validate=True)
     except (binascii.Error, ValueError) as exc:
         raise ConfigError("a Standard Webhooks secret must be base64 after 'whsec_'") from exc
+    if not key:
+        # An HMAC with an empty key is a MAC anyone can compute.
+        raise ConfigError("a Standard Webhooks secret must not be empty")
+    return key
 
 
 def standard_signature(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
@@ -81,7 +85,7 @@ def verify_standard_signature(
 ) -> tuple[str, int]:
     """Verify a Standard Webhooks delivery; returns (message id, timestamp)."""
     msg_id, raw_timestamp, header = _headers(request)
-    if not _DIGITS.match(raw_timestamp):
+    if not _DIGITS.fullmatch(raw_timestamp):
         raise VerificationError("webhook-timestamp is not a unix time")
     timestamp = int(raw_timestamp)
     if timestamp < now - tolerance:

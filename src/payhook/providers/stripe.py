@@ -26,7 +26,7 @@ from payhook.providers.base import (
 )
 
 SIGNATURE_HEADER = "stripe-signature"
-_DIGITS = re.compile(r"^\d{1,12}$")
+_DIGITS = re.compile(r"[0-9]{1,12}")
 K = PaymentEventKind
 
 
@@ -42,7 +42,7 @@ def parse_signature_header(header: str) -> tuple[int, list[str]]:
         if not sep:
             continue
         if key == "t":
-            if not _DIGITS.match(value):
+            if not _DIGITS.fullmatch(value):
                 raise VerificationError("Stripe-Signature timestamp is not a unix time")
             timestamp = int(value)
         elif key == "v1":
@@ -192,7 +192,9 @@ def _kind(event_type: str, obj: dict[str, Any]) -> PaymentEventKind | None:
     if event_type == "charge.refunded":
         return K.REFUNDED
     if event_type in ("refund.created", "refund.updated", "charge.refund.updated"):
-        return None if obj.get("status") in ("failed", "canceled") else K.REFUNDED
+        # Only a settled refund counts: the ledger never un-counts one that later fails, and
+        # the refund.updated that reports success carries the same refund id.
+        return K.REFUNDED if obj.get("status") == "succeeded" else None
     if event_type == "charge.dispute.created":
         return K.DISPUTE_OPENED
     if event_type == "charge.dispute.closed":

@@ -1,0 +1,250 @@
+"""Mollie: next-gen webhooks signed with ``X-Mollie-Signature: sha256=<hex>``, classic unsigned.
+
+Next-gen: hex HMAC-SHA256 of the raw body; the ``sha256=`` prefix is optional, as in the
+official SDK. The event is ``{id, type, entityId, createdAt, _embedded.entity}``; amounts are
+``{"value": "10.00", "currency": "EUR"}`` in major units.
+
+Classic webhooks (``id=tr_...`` form posts, no signature) are accepted only when the section sets
+``allow_classic = true``. They are stored as unverified and feed no ledger row: the body holds
+no state, only the id of a resource whose status must be fetched from Mollie's API. Mollie posts
+the same id for every status change, so an id alone cannot be the event id (a later change would
+look like a duplicate and be dropped). The event id is the resource id plus the start of a short
+window of receive time (``classic_dedup_seconds``, default 5): a burst of identical posts is
+stored once, and a later post, which may report a new status, is stored again. A retry of an
+already-stored post (Mollie waits a minute or more) is stored twice, the safe direction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import secrets as _secrets
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs
+
+from payhook.core.clock import Clock, system_clock
+from payhook.core.model import StoredWebhook, VerifiedEvent, WebhookRequest
+from payhook.core.money import major_to_minor, normalize_currency
+from payhook.core.payment import PaymentEvent, PaymentEventKind
+from payhook.errors import ConfigError, PayloadError, VerificationError
+from payhook.providers.base import (
+    Provider,
+    ProviderConfig,
+    any_signature_matches,
+    dig,
+    parse_json_object,
+    require_str,
+)
+
+SIGNATURE_HEADER = "x-mollie-signature"
+SIGNATURE_PREFIX = "sha256="
+CLASSIC_DEDUP_SECONDS = 5
+_CLASSIC_ID = re.compile(r"([a-z]{2,5})_[A-Za-z0-9]{1,64}")
+_CLASSIC_TYPES = {"tr": "payment", "ord": "order", "sub": "subscription", "re": "refund"}
+K = PaymentEventKind
+
+_PAYMENT_KINDS = {
+    "payment.pending": K.PENDING,
+    "payment.authorized": K.AUTHORIZED,
+    "payment.paid": K.SUCCEEDED,
+    "payment.failed": K.FAILED,
+    "payment.canceled": K.CANCELED,
+    "payment.expired": K.CANCELED,
+}
+# Only refund.refunded moves money for good: queued, pending and processing refunds can still be
+# canceled or fail, and the ledger has no way to take a counted refund back.
+_REFUND_TYPES = {"refund.refunded"}
+
+
+def mollie_signature(secret: str, body: bytes) -> str:
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def verify_mollie_signature(body: bytes, header: str, secrets: tuple[str, ...]) -> None:
+    """Raise VerificationError unless ``header`` signs ``body`` under one of the secrets."""
+    received = header.removeprefix(SIGNATURE_PREFIX)
+    expected = [mollie_signature(secret, body) for secret in secrets]
+    if not any_signature_matches(expected, [received]):
+        raise VerificationError("no Mollie signature matches")
+
+
+def _unix_time(value: object) -> float | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+def classic_resource_id(body: bytes) -> str:
+    """The ``id`` of a classic Mollie webhook body; anything else is a VerificationError."""
+    try:
+        params = parse_qs(body.decode("ascii"), keep_blank_values=True, strict_parsing=True)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise VerificationError("unsigned body is not a classic Mollie webhook") from exc
+    ids = params.get("id", [])
+    if set(params) != {"id"} or len(ids) != 1 or not _CLASSIC_ID.fullmatch(ids[0]):
+        raise VerificationError("unsigned body is not a classic Mollie webhook")
+    return ids[0]
+
+
+class MollieProvider(Provider):
+    type_name = "mollie"
+    sample_event_types = (
+        "payment.paid",
+        "payment.authorized",
+        "payment.failed",
+        "payment.canceled",
+        "payment.expired",
+        "refund.refunded",
+    )
+
+    def __init__(self, config: ProviderConfig, clock: Clock = system_clock) -> None:
+        super().__init__(config, clock)
+        allow_classic = config.option("allow_classic", False)
+        if not isinstance(allow_classic, bool):
+            raise ConfigError(
+                f"providers.{config.name}.allow_classic: got {allow_classic!r}, expected true/false"
+            )
+        window = config.option("classic_dedup_seconds", CLASSIC_DEDUP_SECONDS)
+        if isinstance(window, bool) or not isinstance(window, int) or window <= 0:
+            raise ConfigError(
+                f"providers.{config.name}.classic_dedup_seconds: got {window!r},"
+                " expected a positive integer"
+            )
+        self.allow_classic = allow_classic
+        self.classic_dedup_seconds = window
+
+    def verify(self, request: WebhookRequest) -> list[VerifiedEvent]:
+        header = request.header(SIGNATURE_HEADER)
+        if not header:
+            if self.allow_classic:
+                return [self._classic_event(request.body)]
+            raise VerificationError("missing X-Mollie-Signature header")
+        verify_mollie_signature(request.body, header, self.config.secrets)
+        event = parse_json_object(request.body)
+        return [
+            VerifiedEvent(
+                event_id=require_str(event, "id"),
+                event_type=require_str(event, "type"),
+                payload=request.body,
+                occurred_at=_unix_time(event.get("createdAt")),
+            )
+        ]
+
+    def _classic_event(self, body: bytes) -> VerifiedEvent:
+        resource_id = classic_resource_id(body)
+        now = int(self.clock())
+        window_start = now - now % self.classic_dedup_seconds
+        prefix = resource_id.partition("_")[0]
+        return VerifiedEvent(
+            event_id=f"{resource_id}@{window_start}",
+            event_type=f"classic.{_CLASSIC_TYPES.get(prefix, prefix)}",
+            payload=body,
+            occurred_at=None,
+            verified=False,
+        )
+
+    def payment_events(self, webhook: StoredWebhook) -> list[PaymentEvent]:
+        if not webhook.verified:
+            return []  # a classic webhook: no state in the body, nothing to apply
+        event = parse_json_object(webhook.payload)
+        entity = dig(event, "_embedded", "entity")
+        entity = entity if isinstance(entity, dict) else None
+        fields: dict[str, Any] = {}
+        if webhook.event_type in _PAYMENT_KINDS:
+            kind = _PAYMENT_KINDS[webhook.event_type]
+            # A "simple" payload names the payment without embedding it: state, but no amount.
+            if entity is not None:
+                payment_id = require_str(entity, "id", "_embedded.entity")
+            else:
+                payment_id = require_str(event, "entityId")
+        elif webhook.event_type in _REFUND_TYPES:
+            if entity is None:
+                return []  # a simple payload names the refund, not the payment it belongs to
+            kind = K.REFUNDED
+            payment_id = require_str(entity, "paymentId", "_embedded.entity")
+            fields["refund_id"] = require_str(entity, "id", "_embedded.entity")
+        else:
+            return []
+        amount = entity.get("amount") if entity else None
+        if isinstance(amount, dict):
+            currency = normalize_currency(amount.get("currency"))
+            fields["currency"] = currency
+            fields["amount"] = major_to_minor(amount.get("value"), currency)
+        return [
+            PaymentEvent(
+                provider=webhook.provider,
+                payment_id=payment_id,
+                kind=kind,
+                event_id=webhook.event_id,
+                event_type=webhook.event_type,
+                occurred_at=(
+                    webhook.occurred_at if webhook.occurred_at is not None else webhook.received_at
+                ),
+                **fields,
+            )
+        ]
+
+    def sample_request(self, event_type: str | None = None) -> WebhookRequest:
+        event_type = event_type or self.sample_event_types[0]
+        now = int(self.clock())
+        body = json.dumps(sample_event(event_type, now), separators=(",", ":")).encode()
+        signature = mollie_signature(self.config.secrets[0], body)
+        return WebhookRequest(
+            body=body,
+            headers={
+                "content-type": "application/json",
+                SIGNATURE_HEADER: SIGNATURE_PREFIX + signature,
+            },
+        )
+
+
+def _rid(prefix: str) -> str:
+    return f"{prefix}_{_secrets.token_urlsafe(9).replace('-', 'x').replace('_', 'y')}"
+
+
+def sample_event(event_type: str, now: int, value: str = "10.00") -> dict[str, Any]:
+    """A next-gen Mollie event with a full (embedded) payload, shaped like the real thing."""
+    created = datetime.fromtimestamp(now, UTC).isoformat()
+    payment_id = _rid("tr")
+    entity: dict[str, Any]
+    if event_type in _PAYMENT_KINDS:
+        status = event_type.removeprefix("payment.")
+        entity = {
+            "resource": "payment",
+            "id": payment_id,
+            "mode": "test",
+            "status": status,
+            "amount": {"currency": "EUR", "value": value},
+            "description": "Order #12345",
+            "method": "creditcard",
+            "sequenceType": "oneoff",
+            "profileId": "pfl_QkEhN94Ba",
+            "createdAt": created,
+        }
+    elif event_type in _REFUND_TYPES:
+        entity = {
+            "resource": "refund",
+            "id": _rid("re"),
+            "mode": "test",
+            "amount": {"currency": "EUR", "value": value},
+            "status": "refunded",
+            "paymentId": payment_id,
+            "createdAt": created,
+        }
+    else:
+        raise PayloadError(f"no Mollie sample for event type {event_type!r}")
+    return {
+        "resource": "event",
+        "id": _rid("event"),
+        "type": event_type,
+        "entityId": entity["id"],
+        "createdAt": created,
+        "_embedded": {"entity": entity},
+    }

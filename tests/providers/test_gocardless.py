@@ -1,0 +1,320 @@
+"""GoCardless: verification, batch splitting, event mapping, agreement with gocardless-pro."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import pytest
+from gocardless_pro import webhooks as sdk_webhooks
+from gocardless_pro.errors import InvalidSignatureError
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
+
+from payhook.core import ledger
+from payhook.core.ledger import PaymentStatus
+from payhook.core.model import StoredWebhook, VerifiedEvent, WebhookRequest, webhook_id_for
+from payhook.core.payment import PaymentEvent
+from payhook.core.payment import PaymentEventKind as K
+from payhook.errors import PayloadError, VerificationError
+from payhook.providers.base import ProviderConfig
+from payhook.providers.gocardless import (
+    GoCardlessProvider,
+    gocardless_signature,
+    verify_gocardless_signature,
+)
+from tests.conftest import FakeClock, load_event
+
+SECRET = "ED7D658C-D8EB-4941-948B-3973214F2D49"  # the SDK's own test key
+OLD_SECRET = "3q9Yp0kV2vXfW8mR1tZ6"
+
+
+def provider(*secrets: str) -> GoCardlessProvider:
+    return GoCardlessProvider(ProviderConfig("gc", "gocardless", secrets or (SECRET,)), FakeClock())
+
+
+def signed(body: bytes, secret: str = SECRET) -> WebhookRequest:
+    return WebhookRequest(body, {"webhook-signature": gocardless_signature(secret, body)})
+
+
+def stored(p: GoCardlessProvider, event: VerifiedEvent) -> StoredWebhook:
+    return StoredWebhook(
+        webhook_id=webhook_id_for(p.name, event.event_id),
+        provider=p.name,
+        provider_type=p.type_name,
+        event_id=event.event_id,
+        event_type=event.event_type,
+        payload=event.payload,
+        received_at=p.clock(),
+        occurred_at=event.occurred_at,
+    )
+
+
+def payment_events(name: str) -> list[PaymentEvent]:
+    p = provider()
+    return [
+        e
+        for v in p.verify(signed(load_event("gocardless", name)))
+        for e in p.payment_events(stored(p, v))
+    ]
+
+
+# --- known answer -------------------------------------------------------------------------
+
+
+def test_known_vector_from_the_sdk_test_suite_verifies_and_splits() -> None:
+    # gocardless-pro-python tests/webhooks_test.py: fixture body, key and signature.
+    body = load_event("gocardless", "sdk_webhook_body.json").strip()  # as the SDK test reads it
+    header = "2693754819d3e32d7e8fcb13c729631f316c6de8dc1cf634d6527f1c07276e7e"
+    events = provider().verify(WebhookRequest(body, {"webhook-signature": header}))
+    assert [(e.event_id, e.event_type) for e in events] == [
+        ("EV00BD05S5VM2T", "subscriptions.created"),
+        ("EV00BD05TB8K63", "mandates.created"),
+    ]
+    assert events[0].occurred_at == pytest.approx(1530782031.404)
+    assert json.loads(events[1].payload)["links"] == {"mandate": "MD000AMA19XGEC"}
+
+
+# --- verification -------------------------------------------------------------------------
+
+
+def test_a_bad_signature_gets_498_token_invalid() -> None:
+    assert GoCardlessProvider.rejection_status == 498
+
+
+def test_rejects_a_missing_header() -> None:
+    with pytest.raises(VerificationError, match="missing"):
+        provider().verify(WebhookRequest(b'{"events":[]}', {}))
+
+
+def test_rejects_a_wrong_secret() -> None:
+    with pytest.raises(VerificationError, match="no GoCardless signature"):
+        provider().verify(signed(b'{"events":[]}', OLD_SECRET))
+
+
+def test_rejects_a_tampered_body() -> None:
+    request = signed(load_event("gocardless", "payments_lifecycle.json"))
+    tampered = WebhookRequest(request.body.replace(b"confirmed", b"cancelled"), request.headers)
+    with pytest.raises(VerificationError):
+        provider().verify(tampered)
+
+
+def test_accepts_the_previous_secret_during_rotation() -> None:
+    events = provider(SECRET, OLD_SECRET).verify(
+        signed(load_event("gocardless", "refunds.json"), OLD_SECRET)
+    )
+    assert len(events) == 3
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        str.upper,
+        lambda sig: sig[:-2],
+        lambda sig: f" {sig} ",
+        lambda sig: f"sha256={sig}",
+        lambda sig: sig[:-1] + "\u00e9",
+        lambda sig: "not hex at all",
+    ],
+    ids=["upper-case", "truncated", "padded", "prefixed", "non-ascii", "garbage"],
+)
+def test_rejects_any_spelling_but_the_exact_lower_case_hex(mangle: Callable[[str], str]) -> None:
+    body = b'{"events":[]}'
+    header = mangle(gocardless_signature(SECRET, body))
+    with pytest.raises(VerificationError):
+        provider().verify(WebhookRequest(body, {"webhook-signature": header}))
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"not json", "not valid JSON"),
+        (b'{"meta":{}}', "events"),
+        (b'{"events":{}}', "events"),
+        (b'{"events":["EV1"]}', "not an object"),
+        (b'{"events":[{"resource_type":"payments","action":"paid_out"}]}', "id"),
+        (b'{"events":[{"id":"EV1","action":"paid_out"}]}', "resource_type"),
+    ],
+)
+def test_an_authentic_but_unusable_body_is_a_payload_error(body: bytes, reason: str) -> None:
+    with pytest.raises(PayloadError, match=reason):
+        provider().verify(signed(body))
+
+
+def test_an_empty_batch_is_authentic_and_holds_no_event() -> None:
+    assert provider().verify(signed(b'{"events":[],"meta":{"webhook_id":"WB1"}}')) == []
+
+
+def test_each_event_of_a_batch_is_stored_as_its_own_json() -> None:
+    events = provider().verify(signed(load_event("gocardless", "payments_lifecycle.json")))
+    assert [e.event_id for e in events] == ["EV0123ABCD4567", "EV0123ABCD4568", "EV0123ABCD4569"]
+    assert [e.event_type for e in events] == [
+        "payments.submitted",
+        "payments.confirmed",
+        "mandates.active",
+    ]
+    assert json.loads(events[1].payload)["id"] == "EV0123ABCD4568"
+    assert b"EV0123ABCD4567" not in events[1].payload
+
+
+def test_a_redelivered_batch_yields_the_same_event_ids_and_payloads() -> None:
+    body = load_event("gocardless", "payments_lifecycle.json")
+    first, second = provider().verify(signed(body)), provider().verify(signed(body))
+    assert [(e.event_id, e.payload) for e in first] == [(e.event_id, e.payload) for e in second]
+
+
+# --- payment events -----------------------------------------------------------------------
+
+
+def test_a_submitted_then_confirmed_payment_succeeds_without_amounts() -> None:
+    pending, succeeded = payment_events("payments_lifecycle.json")  # the mandate adds nothing
+    assert (pending.kind, succeeded.kind) == (K.PENDING, K.SUCCEEDED)
+    assert pending.payment_id == succeeded.payment_id == "PM00ABC12DEF34"
+    assert (succeeded.amount, succeeded.currency) == (None, None)
+    assert succeeded.occurred_at == pytest.approx(1768467607.402)
+
+
+def test_failed_and_cancelled_payments_map_to_failed_and_canceled() -> None:
+    failed, cancelled = payment_events("payments_failures.json")
+    assert (failed.kind, failed.payment_id) == (K.FAILED, "PM00FAIL000001")
+    assert (cancelled.kind, cancelled.payment_id) == (K.CANCELED, "PM00CANC000002")
+
+
+def test_refund_events_carry_the_refund_id_but_no_amount() -> None:
+    created, paid = payment_events("refunds.json")  # refunds.failed maps to nothing
+    assert (created.kind, paid.kind) == (K.REFUNDED, K.REFUNDED)
+    assert created.refund_id == paid.refund_id == "RF00REFD000001"
+    assert (paid.payment_id, paid.amount) == ("PM00ABC12DEF34", None)
+
+
+def test_a_cancelled_chargeback_ends_as_a_won_dispute() -> None:
+    opened, cancelled = payment_events("chargeback_cycle.json")
+    assert (opened.kind, cancelled.kind) == (K.DISPUTE_OPENED, K.DISPUTE_WON)
+    assert opened.dispute_id == cancelled.dispute_id == "PM00CHBK000001"
+    record = ledger.derive("gc", "PM00CHBK000001", [opened, cancelled])
+    assert record.status is PaymentStatus.DISPUTE_WON
+
+
+def test_a_settled_chargeback_ends_as_a_lost_dispute() -> None:
+    body = load_event("gocardless", "chargeback_cycle.json").replace(
+        b'"action": "chargeback_cancelled"', b'"action": "chargeback_settled"'
+    )
+    p = provider()
+    events = [e for v in p.verify(signed(body)) for e in p.payment_events(stored(p, v))]
+    record = ledger.derive("gc", "PM00CHBK000001", events)
+    assert record.status is PaymentStatus.DISPUTE_LOST
+
+
+def test_a_payment_event_without_its_payment_link_is_a_payload_error() -> None:
+    p = provider()
+    [verified] = p.verify(
+        signed(b'{"events":[{"id":"EV1","resource_type":"payments","action":"paid_out"}]}')
+    )
+    with pytest.raises(PayloadError, match=r"links\.payment"):
+        p.payment_events(stored(p, verified))
+
+
+@pytest.mark.parametrize("event_type", GoCardlessProvider.sample_event_types)
+def test_samples_verify_and_map_to_a_payment_event(event_type: str) -> None:
+    p = provider()
+    [verified] = p.verify(p.sample_request(event_type))
+    [mapped] = p.payment_events(stored(p, verified))
+    assert mapped.event_type == event_type
+
+
+# --- agreement with the official SDK ------------------------------------------------------
+
+
+def sdk_outcome(body: bytes, secrets: list[str], header: str) -> list[str] | None:
+    """Event ids the SDK parses with any of the secrets; None when it rejects the signature."""
+    for secret in secrets:
+        try:
+            return [e.id for e in sdk_webhooks.parse(body, secret, header)]
+        except InvalidSignatureError:
+            continue
+        except TypeError:
+            # compare_digest refuses non-ASCII text: a signature rejection (the bodies here
+            # are well-formed, so no TypeError can come from parsing them).
+            continue
+    return None
+
+
+def payhook_outcome(body: bytes, secrets: list[str], header: str) -> list[str] | None:
+    config = ProviderConfig("gc", "gocardless", tuple(secrets))
+    try:
+        events = GoCardlessProvider(config, FakeClock()).verify(
+            WebhookRequest(body, {"webhook-signature": header})
+        )
+    except VerificationError:
+        return None
+    return [e.event_id for e in events]
+
+
+ids = st.text(min_size=1, max_size=16)
+gc_events = st.fixed_dictionaries(
+    {"id": ids, "resource_type": ids, "action": ids},
+    optional={"links": st.dictionaries(ids, ids, max_size=2), "created_at": st.text(max_size=30)},
+)
+gc_bodies = st.builds(
+    lambda events, ascii_only, compact: json.dumps(
+        {"events": events, "meta": {"webhook_id": "WB1"}},
+        ensure_ascii=ascii_only,
+        separators=(",", ":") if compact else None,
+    ).encode(),
+    st.lists(gc_events, max_size=3),
+    st.booleans(),
+    st.booleans(),
+)
+secret_text = st.text(min_size=1, max_size=24)
+header_mangles = st.sampled_from(
+    ["none", "upper", "truncate", "pad", "prefix", "flip", "non-ascii", "empty", "random"]
+)
+
+
+def mangle(signature: str, how: str, noise: str) -> str:
+    return {
+        "none": signature,
+        "upper": signature.upper(),
+        "truncate": signature[:-1],
+        "pad": signature + " ",
+        "prefix": "sha256=" + signature,
+        "flip": signature[:-1] + ("0" if signature[-1] != "0" else "1"),
+        "non-ascii": signature[:-1] + "\u00e9",
+        "empty": "",
+        "random": noise,
+    }[how]
+
+
+@pytest.mark.sdk
+@settings(max_examples=300, deadline=None)
+@given(
+    secrets=st.lists(secret_text, min_size=1, max_size=3),
+    foreign_secret=secret_text,
+    use_foreign=st.booleans(),
+    body=gc_bodies,
+    tamper_body=st.booleans(),
+    how=header_mangles,
+    noise=st.text(max_size=70),
+)
+def test_agrees_with_sdk_on_valid_tampered_and_malformed_requests(
+    secrets: list[str],
+    foreign_secret: str,
+    use_foreign: bool,
+    body: bytes,
+    tamper_body: bool,
+    how: str,
+    noise: str,
+) -> None:
+    signature = gocardless_signature(foreign_secret if use_foreign else secrets[0], body)
+    header = mangle(signature, how, noise)
+    if tamper_body:
+        body = body[:-1] + b" }"
+    ours = payhook_outcome(body, secrets, header)
+    event("accepted" if ours is not None else "rejected")
+    assert ours == sdk_outcome(body, secrets, header)
+
+
+def test_verify_function_never_leaks_foreign_errors() -> None:
+    for header in ["", "\u00e9", "\x00", "a" * 10_000]:
+        with pytest.raises(VerificationError):
+            verify_gocardless_signature(b"{}", header, (SECRET,))
