@@ -29,6 +29,7 @@ from payhook.providers.base import (
     ProviderConfig,
     ProviderResponse,
     any_signature_matches,
+    iso_timestamp,
     parse_json_object,
     require_str,
 )
@@ -121,18 +122,6 @@ def notification_event_id(item: dict[str, Any]) -> str:
     return f"{psp}:{digest}"
 
 
-def iso_seconds(value: object) -> float | None:
-    """Unix seconds of an ISO 8601 time with an offset; None when absent or unusable."""
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    # Without an offset the instant is unknown: better no provider time than a wrong one.
-    return parsed.timestamp() if parsed.tzinfo is not None else None
-
-
 class AdyenProvider(Provider):
     type_name = "adyen"
     sample_event_types = (
@@ -158,7 +147,7 @@ class AdyenProvider(Provider):
                     event_type=require_str(item, "eventCode", "NotificationRequestItem"),
                     # ASCII, sorted, compact: the same item always stores as the same bytes.
                     payload=json.dumps(item, sort_keys=True, separators=(",", ":")).encode(),
-                    occurred_at=iso_seconds(item.get("eventDate")),
+                    occurred_at=iso_timestamp(item.get("eventDate"), naive_as_utc=False),
                 )
             )
         return events

@@ -12,6 +12,7 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from payhook.core.clock import Clock, system_clock
@@ -172,6 +173,25 @@ def require_str(data: dict[str, Any], key: str, where: str = "body") -> str:
     if not isinstance(value, str) or not value:
         raise PayloadError(f"{where}.{key} is missing or not a string")
     return value
+
+
+def iso_timestamp(value: object, *, naive_as_utc: bool = True) -> float | None:
+    """Unix seconds of an ISO 8601 time; None when absent or unreadable.
+
+    Provider event times only order a payment's events, so an unreadable one is not an error.
+    A time without an offset is taken as UTC unless ``naive_as_utc`` is False (then None).
+    """
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        if not naive_as_utc:
+            return None
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
 
 
 def dig(data: Any, *path: str) -> Any:

@@ -24,6 +24,7 @@ from payhook.providers.base import (
     ProviderConfig,
     any_signature_matches,
     dig,
+    iso_timestamp,
     parse_json_object,
     require_str,
 )
@@ -60,17 +61,6 @@ def verify_checkout_signature(
         received = authorization.encode("utf-8", "surrogatepass")
         if not hmac.compare_digest(received, expected_authorization.encode()):
             raise VerificationError("Authorization header does not match")
-
-
-def iso_seconds(value: object) -> float | None:
-    """Unix seconds of an ISO 8601 time with an offset; None when absent or unusable."""
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed.timestamp() if parsed.tzinfo is not None else None
 
 
 class CheckoutProvider(Provider):
@@ -112,7 +102,7 @@ class CheckoutProvider(Provider):
                 event_id=require_str(event, "id"),
                 event_type=require_str(event, "type"),
                 payload=request.body,
-                occurred_at=iso_seconds(occurred),
+                occurred_at=iso_timestamp(occurred, naive_as_utc=False),
             )
         ]
 

@@ -22,6 +22,7 @@ from payhook.providers.base import (
     Provider,
     any_signature_matches,
     dig,
+    iso_timestamp,
     parse_json_object,
     require_str,
 )
@@ -63,16 +64,6 @@ def verify_gocardless_signature(body: bytes, header: str | None, secrets: tuple[
         raise VerificationError("no GoCardless signature matches")
 
 
-def _unix_time(value: object) -> float | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
-
-
 def _event(item: object, index: int) -> VerifiedEvent:
     if not isinstance(item, dict):
         raise PayloadError(f"events[{index}] is not an object")
@@ -83,7 +74,7 @@ def _event(item: object, index: int) -> VerifiedEvent:
         event_id=event_id,
         event_type=event_type,
         payload=json.dumps(item, separators=(",", ":")).encode(),
-        occurred_at=_unix_time(item.get("created_at")),
+        occurred_at=iso_timestamp(item.get("created_at")),
     )
 
 

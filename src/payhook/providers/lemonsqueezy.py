@@ -28,6 +28,7 @@ from payhook.providers.base import (
     Provider,
     any_signature_matches,
     dig,
+    iso_timestamp,
     parse_json_object,
     require_str,
 )
@@ -51,16 +52,6 @@ def lemonsqueezy_signature(secret: str, body: bytes) -> str:
 
 def derived_event_id(body: bytes) -> str:
     return "sha256:" + hashlib.sha256(body).hexdigest()
-
-
-def _iso_time(value: object) -> float | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
 
 
 def _event_name(request: WebhookRequest, body: dict[str, Any]) -> str:
@@ -96,7 +87,7 @@ class LemonSqueezyProvider(Provider):
                 event_id=derived_event_id(request.body),
                 event_type=_event_name(request, body),
                 payload=request.body,
-                occurred_at=_iso_time(updated),
+                occurred_at=iso_timestamp(updated),
             )
         ]
 

@@ -35,6 +35,7 @@ from payhook.providers.base import (
     ProviderConfig,
     any_signature_matches,
     dig,
+    iso_timestamp,
     parse_json_object,
     require_str,
 )
@@ -69,16 +70,6 @@ def verify_mollie_signature(body: bytes, header: str, secrets: tuple[str, ...]) 
     expected = [mollie_signature(secret, body) for secret in secrets]
     if not any_signature_matches(expected, [received]):
         raise VerificationError("no Mollie signature matches")
-
-
-def _unix_time(value: object) -> float | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def classic_resource_id(body: bytes) -> str:
@@ -133,7 +124,7 @@ class MollieProvider(Provider):
                 event_id=require_str(event, "id"),
                 event_type=require_str(event, "type"),
                 payload=request.body,
-                occurred_at=_unix_time(event.get("createdAt")),
+                occurred_at=iso_timestamp(event.get("createdAt")),
             )
         ]
 

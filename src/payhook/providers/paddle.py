@@ -25,6 +25,7 @@ from payhook.providers.base import (
     Provider,
     any_signature_matches,
     dig,
+    iso_timestamp,
     parse_json_object,
     require_str,
 )
@@ -101,17 +102,6 @@ def verify_paddle_signature(
     return timestamp
 
 
-def _unix_time(value: object) -> float | None:
-    """An ISO 8601 time as unix seconds; None when absent or unreadable (it is informative)."""
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
-
-
 class PaddleProvider(Provider):
     type_name = "paddle"
     default_tolerance_seconds: ClassVar[int] = 5
@@ -137,7 +127,7 @@ class PaddleProvider(Provider):
                 event_id=require_str(event, "event_id"),
                 event_type=require_str(event, "event_type"),
                 payload=request.body,
-                occurred_at=_unix_time(event.get("occurred_at")),
+                occurred_at=iso_timestamp(event.get("occurred_at")),
             )
         ]
 

@@ -22,21 +22,17 @@ from payhook.core.model import StoredWebhook, VerifiedEvent, WebhookRequest
 from payhook.core.money import minor_amount, normalize_currency
 from payhook.core.payment import PaymentEvent, PaymentEventKind
 from payhook.errors import PayloadError
-from payhook.providers.base import Provider, ProviderConfig, parse_json_object, require_str
+from payhook.providers.base import (
+    Provider,
+    ProviderConfig,
+    iso_timestamp,
+    parse_json_object,
+    require_str,
+)
 from payhook.providers.standard import standard_signature, verify_standard_signature
 
 K = PaymentEventKind
 _REFUND_EVENTS = ("refund.created", "refund.updated")
-
-
-def _iso_time(value: object) -> float | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
 
 
 def _amount(data: dict[str, Any], key: str, default: int | None = None) -> int:
@@ -61,7 +57,7 @@ class PolarProvider(Provider):
         body = parse_json_object(request.body)
         # The body's timestamp is when the event happened; webhook-timestamp is when this
         # attempt was signed, which moves on every retry.
-        occurred = _iso_time(body.get("timestamp"))
+        occurred = iso_timestamp(body.get("timestamp"))
         return [
             VerifiedEvent(
                 event_id=msg_id,

@@ -24,7 +24,7 @@ from payhook.core.model import StoredWebhook, VerifiedEvent, WebhookRequest
 from payhook.core.money import major_to_minor, normalize_currency
 from payhook.core.payment import PaymentEvent, PaymentEventKind
 from payhook.errors import PayloadError, VerificationError
-from payhook.providers.base import Provider, any_signature_matches, parse_json_object
+from payhook.providers.base import Provider, any_signature_matches, iso_timestamp, parse_json_object
 
 SIGNATURE_HEADER = "x-shopify-hmac-sha256"
 TOPIC_HEADER = "x-shopify-topic"
@@ -61,16 +61,6 @@ def verify_shopify_signature(body: bytes, header: str | None, secrets: tuple[str
         raise VerificationError("no Shopify signature matches")
 
 
-def _unix_time(value: object) -> float | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
-
-
 def _object_id(data: dict[str, Any], key: str) -> str:
     """Shopify ids are JSON integers; the ledger keys on their decimal text."""
     value = data.get(key)
@@ -104,9 +94,9 @@ class ShopifyProvider(Provider):
             raise PayloadError("missing X-Shopify-Webhook-Id and X-Shopify-Event-Id headers")
         body = parse_json_object(request.body)
         occurred = (
-            _unix_time(body.get("updated_at"))
-            or _unix_time(body.get("created_at"))
-            or _unix_time(request.header(TRIGGERED_AT_HEADER))
+            iso_timestamp(body.get("updated_at"))
+            or iso_timestamp(body.get("created_at"))
+            or iso_timestamp(request.header(TRIGGERED_AT_HEADER))
         )
         return [
             VerifiedEvent(

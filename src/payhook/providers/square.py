@@ -26,6 +26,7 @@ from payhook.providers.base import (
     ProviderConfig,
     any_signature_matches,
     dig,
+    iso_timestamp,
     parse_json_object,
     require_str,
 )
@@ -54,17 +55,6 @@ def verify_square_signature(
     # Base64 text is compared as received, as the SDK does: no lenient re-decoding.
     if not any_signature_matches(expected, [header]):
         raise VerificationError("no Square signature matches")
-
-
-def iso_seconds(value: object) -> float | None:
-    """Unix seconds of an ISO 8601 time with an offset; None when absent or unusable."""
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed.timestamp() if parsed.tzinfo is not None else None
 
 
 class SquareProvider(Provider):
@@ -100,7 +90,7 @@ class SquareProvider(Provider):
                 event_id=require_str(event, "event_id"),
                 event_type=require_str(event, "type"),
                 payload=request.body,
-                occurred_at=iso_seconds(event.get("created_at")),
+                occurred_at=iso_timestamp(event.get("created_at"), naive_as_utc=False),
             )
         ]
 
