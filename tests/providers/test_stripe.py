@@ -403,6 +403,22 @@ def test_refund_created_gives_the_refund_id_and_its_amount() -> None:
     )
 
 
+def test_a_released_authorization_is_a_cancellation_not_a_refund() -> None:
+    def uncaptured(event: dict[str, Any]) -> None:
+        charge = event["data"]["object"]
+        charge.update(captured=False, amount_captured=0, amount_refunded=charge["amount"])
+
+    [event] = payment_events("charge.refunded.json", mutate_event=uncaptured)
+    assert (event.kind, event.payment_id, event.refunded_total) == (K.CANCELED, PI, None)
+
+
+def test_a_pending_refund_is_not_counted_until_it_succeeds() -> None:
+    def pending(event: dict[str, Any]) -> None:
+        event["data"]["object"]["status"] = "pending"
+
+    assert payment_events("refund.created.json", mutate_event=pending) == []
+
+
 def test_a_failed_refund_is_not_a_refund() -> None:
     def failed(event: dict[str, Any]) -> None:
         event["data"]["object"]["status"] = "failed"

@@ -1,20 +1,38 @@
 """Payment ledger state machine.
 
 A payment's record is a pure function of the *set* of canonical events applied to it: the
-events are kept (deduplicated by key) and the derived fields are recomputed from them in a
-canonical order (provider event time, then state precedence, then key). The final record
-therefore never depends on arrival order, and a duplicate changes nothing.
+events are kept (one per key) and every derived field is recomputed from them in a canonical
+order (provider event time, then state precedence, then key). Arrival order and repetition
+therefore never matter. Two events with the same key are one fact; should they differ, the
+one that sorts first by (time, content) is kept, so even that choice is order-free.
 
 Invariants of every derived record:
-- all amounts are >= 0;
-- ``amount_refunded`` <= ``amount_captured``: a refund that would exceed what was captured is
-  kept in the history and flagged, but not counted;
-- a payment that succeeded never goes back to a pending, failed or canceled status.
+- ``0 <= amount_refunded <= amount_captured <= amount_authorized`` and ``amount_disputed >= 0``;
+- the same set of events gives the same record, and ``apply`` of a duplicate changes nothing;
+- a refused event is kept in ``events`` and named in ``flags`` but has no effect on any
+  derived field. Refused are: a negative amount (``negative_amount:<event>``), a currency other
+  than the payment's (``currency_mismatch:<event>``), a refund that would take the refunded
+  total above the captured amount (``refund_exceeds_captured:<refund>``) and a cumulative
+  refunded total above it (``refunded_total_exceeds_captured:<event>``). A refund seen before
+  its capture is refused until the capture arrives, and counted from then on;
+- a payment with a succeeded event or captured money never shows a pending, requires_action,
+  authorized, failed or canceled status; ``canceled`` outranks the other open statuses.
+
+Rules:
+- currency: that of the first lifecycle event stating one, else of the first event stating one;
+- refunds count once per refund id (its largest reported amount), in the order they were first
+  reported; a cumulative ``refunded_total`` is a lower bound, so the total is the larger of it
+  and the sum of the accepted refunds;
+- a dispute's outcome is lost > won > opened whatever the timestamps (outcomes are final);
+  ``amount_disputed`` sums the disputes not won;
+- status: an open dispute, else a lost one, else a won one, else refunded / partially refunded,
+  else succeeded, else canceled, else the latest pending/requires_action/authorized/failed.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+import json
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -58,10 +76,15 @@ _OPEN_STATES = {
 }
 _LIFECYCLE = {*_OPEN_STATES, K.SUCCEEDED, K.CANCELED}
 _DISPUTE_KINDS = {K.DISPUTE_OPENED, K.DISPUTE_WON, K.DISPUTE_LOST}
+_AMOUNT_FIELDS = ("amount", "refunded_total", "captured_hint")
 
 
 def _order(event: PaymentEvent) -> tuple[float, int, str]:
     return (event.occurred_at, _PRECEDENCE[event.kind], event.key)
+
+
+def _content(event: PaymentEvent) -> tuple[float, str]:
+    return (event.occurred_at, json.dumps(event.to_dict(), sort_keys=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,47 +147,48 @@ class PaymentRecord:
         return replace(record, version=int(data.get("version", 0)))
 
 
-@dataclass(slots=True)
-class _Amounts:
-    authorized: int = 0
-    captured: int = 0
+@dataclass(frozen=True, slots=True)
+class _Disputes:
+    open: int = 0
+    won: int = 0
+    lost: int = 0
     amount: int = 0
-    flags: list[str] = field(default_factory=list)
 
 
 def derive(provider: str, payment_id: str, events: list[PaymentEvent]) -> PaymentRecord:
     """Compute a payment record from its events, whatever their order or repetition."""
-    unique = sorted({e.key: e for e in events}.values(), key=_order)
+    unique = _unique(events)
     if not unique:
         raise ValueError("a payment record needs at least one event")
     flags: list[str] = []
-    currency = _currency(unique, flags)
-    amounts = _lifecycle_amounts(unique)
-    refunded = _refunded(unique, amounts.captured, flags)
-    open_disputes, won, lost, disputed = _disputes(unique)
-    base = _base_status(unique)
-    if open_disputes:
+    valid = [e for e in unique if not _negative(e, flags)]
+    currency = _currency(valid)
+    accepted = [e for e in valid if _same_currency(e, currency, flags)]
+    amount, authorized, captured = _lifecycle_amounts(accepted)
+    refunded = _refunded(accepted, captured, flags)
+    disputes = _disputes(accepted)
+    if disputes.open:
         status = PaymentStatus.DISPUTED
-    elif lost:
+    elif disputes.lost:
         status = PaymentStatus.DISPUTE_LOST
-    elif won:
+    elif disputes.won:
         status = PaymentStatus.DISPUTE_WON
-    elif refunded and refunded >= amounts.captured:
+    elif refunded and refunded >= captured:
         status = PaymentStatus.REFUNDED
     elif refunded:
         status = PaymentStatus.PARTIALLY_REFUNDED
     else:
-        status = base
+        status = _base_status(accepted, captured)
     return PaymentRecord(
         provider=provider,
         payment_id=payment_id,
         status=status,
         currency=currency,
-        amount=amounts.captured or amounts.amount,
-        amount_authorized=amounts.authorized,
-        amount_captured=amounts.captured,
+        amount=captured or amount,
+        amount_authorized=authorized,
+        amount_captured=captured,
         amount_refunded=refunded,
-        amount_disputed=disputed,
+        amount_disputed=disputes.amount,
         created_at=unique[0].occurred_at,
         updated_at=unique[-1].occurred_at,
         events=tuple(unique),
@@ -180,62 +204,86 @@ def apply(record: PaymentRecord | None, event: PaymentEvent) -> tuple[PaymentRec
     """
     if record is None:
         return derive(event.provider, event.payment_id, [event]), True
-    if any(e.key == event.key for e in record.events):
+    if (event.provider, event.payment_id) != (record.provider, record.payment_id):
+        raise ValueError("the event belongs to another payment")
+    if event in record.events:
         return record, False
     new = derive(record.provider, record.payment_id, [*record.events, event])
+    if new.events == record.events:  # same key as a kept event, and it lost the tie
+        return record, False
     return replace(new, version=record.version), True
 
 
-def _currency(events: list[PaymentEvent], flags: list[str]) -> str | None:
-    currencies = [e.currency for e in events if e.currency]
+def _unique(events: list[PaymentEvent]) -> list[PaymentEvent]:
+    by_key: dict[str, PaymentEvent] = {}
     for event in events:
-        if event.currency and currencies and event.currency != currencies[0]:
-            flags.append(f"currency_mismatch:{event.event_id}")
-    return currencies[0] if currencies else None
+        kept = by_key.get(event.key)
+        if kept is None or _content(event) < _content(kept):
+            by_key[event.key] = event
+    return sorted(by_key.values(), key=_order)
 
 
-def _lifecycle_amounts(events: list[PaymentEvent]) -> _Amounts:
-    result = _Amounts()
+def _negative(event: PaymentEvent, flags: list[str]) -> bool:
+    if any((getattr(event, name) or 0) < 0 for name in _AMOUNT_FIELDS):
+        flags.append(f"negative_amount:{event.event_id}")
+        return True
+    return False
+
+
+def _currency(events: list[PaymentEvent]) -> str | None:
+    lifecycle = [e.currency for e in events if e.currency and e.kind in _LIFECYCLE]
+    stated = lifecycle or [e.currency for e in events if e.currency]
+    return stated[0].upper() if stated else None
+
+
+def _same_currency(event: PaymentEvent, currency: str | None, flags: list[str]) -> bool:
+    if event.currency and event.currency.upper() != currency:
+        flags.append(f"currency_mismatch:{event.event_id}")
+        return False
+    return True
+
+
+def _lifecycle_amounts(events: list[PaymentEvent]) -> tuple[int, int, int]:
+    """(payment amount, authorized, captured) from lifecycle events and captured hints."""
+    amount = authorized = captured = 0
     for event in events:
         if event.captured_hint is not None:
-            result.captured = max(result.captured, event.captured_hint)
+            captured = max(captured, event.captured_hint)
         if event.amount is None or event.kind not in _LIFECYCLE:
             continue
-        result.amount = max(result.amount, event.amount)
+        amount = max(amount, event.amount)
         if event.kind in (K.AUTHORIZED, K.SUCCEEDED):
-            result.authorized = max(result.authorized, event.amount)
+            authorized = max(authorized, event.amount)
         if event.kind is K.SUCCEEDED:
-            result.captured = max(result.captured, event.amount)
-    result.authorized = max(result.authorized, result.captured)
-    return result
+            captured = max(captured, event.amount)
+    return amount, max(authorized, captured), captured
 
 
 def _refunded(events: list[PaymentEvent], captured: int, flags: list[str]) -> int:
     """Refunds count once per refund id; none may take the total above the captured amount."""
-    per_refund: dict[str, int] = {}
+    per_refund: dict[str, int] = {}  # insertion order: the order refunds were first reported
     cumulative = 0
     for event in events:
         if event.kind is not K.REFUNDED:
             continue
         if event.refunded_total is not None:
-            cumulative = max(cumulative, event.refunded_total)
+            if event.refunded_total > captured:
+                flags.append(f"refunded_total_exceeds_captured:{event.event_id}")
+            else:
+                cumulative = max(cumulative, event.refunded_total)
         if event.amount is not None:
             refund_key = event.refund_id or event.key
             per_refund[refund_key] = max(per_refund.get(refund_key, 0), event.amount)
     total = 0
-    for refund_key, amount in sorted(per_refund.items()):
+    for refund_key, amount in per_refund.items():
         if total + amount > captured:
             flags.append(f"refund_exceeds_captured:{refund_key}")
             continue
         total += amount
-    if cumulative > captured:
-        flags.append("refunded_total_exceeds_captured")
-    elif cumulative > total:
-        total = cumulative
-    return total
+    return max(total, cumulative)
 
 
-def _disputes(events: list[PaymentEvent]) -> tuple[int, int, int, int]:
+def _disputes(events: list[PaymentEvent]) -> _Disputes:
     outcome: dict[str, PaymentEventKind] = {}
     amount: dict[str, int] = {}
     for event in events:
@@ -247,16 +295,20 @@ def _disputes(events: list[PaymentEvent]) -> tuple[int, int, int, int]:
             outcome[dispute] = event.kind
         if event.amount is not None:
             amount[dispute] = max(amount.get(dispute, 0), event.amount)
-    open_ = sum(1 for k in outcome.values() if k is K.DISPUTE_OPENED)
-    won = sum(1 for k in outcome.values() if k is K.DISPUTE_WON)
-    lost = sum(1 for k in outcome.values() if k is K.DISPUTE_LOST)
-    disputed = sum(v for d, v in amount.items() if outcome[d] is not K.DISPUTE_WON)
-    return open_, won, lost, disputed
+    kinds = list(outcome.values())
+    return _Disputes(
+        open=kinds.count(K.DISPUTE_OPENED),
+        won=kinds.count(K.DISPUTE_WON),
+        lost=kinds.count(K.DISPUTE_LOST),
+        amount=sum(v for d, v in amount.items() if outcome[d] is not K.DISPUTE_WON),
+    )
 
 
-def _base_status(events: list[PaymentEvent]) -> PaymentStatus:
+def _base_status(events: list[PaymentEvent], captured: int) -> PaymentStatus:
     kinds = {e.kind for e in events}
-    if K.SUCCEEDED in kinds or kinds & ({K.REFUNDED} | _DISPUTE_KINDS):
+    # Only evidence of captured money means success: a refund or dispute event alone does not
+    # (Stripe reports a released authorization as a refund of an uncaptured charge).
+    if K.SUCCEEDED in kinds or captured > 0:
         return PaymentStatus.SUCCEEDED
     if K.CANCELED in kinds:
         return PaymentStatus.CANCELED

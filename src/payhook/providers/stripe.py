@@ -190,7 +190,8 @@ def _kind(event_type: str, obj: dict[str, Any]) -> PaymentEventKind | None:
     if event_type == "charge.failed":
         return K.FAILED
     if event_type == "charge.refunded":
-        return K.REFUNDED
+        # An uncaptured charge "refunded" is a released authorization, not money returned.
+        return K.REFUNDED if obj.get("captured", True) else K.CANCELED
     if event_type in ("refund.created", "refund.updated", "charge.refund.updated"):
         # Only a settled refund counts: the ledger never un-counts one that later fails, and
         # the refund.updated that reports success carries the same refund id.

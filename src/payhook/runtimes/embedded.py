@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import functools
 import logging
 import os
 import threading
@@ -21,6 +22,7 @@ from payhook.config import Settings
 from payhook.core.clock import Clock, system_clock
 from payhook.errors import StorageUnavailableError
 from payhook.providers import Provider, build_providers
+from payhook.runtimes.forwarder import OutboxForwarder
 from payhook.service.ingest import Ingest
 from payhook.service.process import Outcome, Processor
 
@@ -44,6 +46,12 @@ class EmbeddedRuntime:
         )
         self.ingest = Ingest(self.providers, clock)
         self.writer = GroupCommitWriter(self.path, clock)
+        # Built here so a bad outbox URL or secret fails before anything starts.
+        self.forwarder = (
+            OutboxForwarder(self.path, settings.outbox, clock)
+            if settings.outbox.forward_url
+            else None
+        )
         self._stop = threading.Event()
         self._wakeup = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -65,6 +73,8 @@ class EmbeddedRuntime:
         for index in range(self.settings.server.workers):
             self._spawn(self._process_loop, f"payhook-worker-{index}")
         self._spawn(self._audit_loop, "payhook-audit")
+        if self.forwarder is not None:
+            self._spawn(functools.partial(self.forwarder.run, self._stop), "payhook-forwarder")
 
     def stop(self) -> None:
         """Commit pending ingest writes, let workers finish their current message, stop."""
@@ -74,6 +84,8 @@ class EmbeddedRuntime:
         for thread in self._threads:
             thread.join()
         self._threads.clear()
+        if self.forwarder is not None:
+            self.forwarder.close()
         self._release_lock()
 
     def wait_idle(self, timeout: float = 30.0) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -112,15 +112,14 @@ class Processor:
         for key, record in current.items():
             before = original[key]
             assert record is not None
-            if (
-                before is not None
-                and before.state() == record.state()
-                and len(before.events) == len(record.events)
-            ):
-                continue
-            writes.append(PaymentWrite(record, before.version if before else 0))
+            if before is not None and before.events == record.events:
+                continue  # every fact was already known: nothing to write
+            expected = before.version if before else 0
+            writes.append(PaymentWrite(record, expected))
             if before is None or before.state() != record.state():
-                published.append(canonical_event(record, before, webhook))
+                # Publish the version this commit writes, not the one that was read.
+                written = replace(record, version=expected + 1)
+                published.append(canonical_event(written, before, webhook))
             anomalies += [f for f in record.flags if not before or f not in before.flags]
         committed = self.store.commit(ProcessingCommit(webhook_id, self.clock(), writes, published))
         if not committed:
