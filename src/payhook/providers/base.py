@@ -85,6 +85,9 @@ class Provider(ABC):
     sample_event_types: ClassVar[tuple[str, ...]] = ()
     #: True when verification needs at least one secret.
     requires_secrets: ClassVar[bool] = True
+    #: True when ``verify`` may block on the network (PayPal fetches certificates): the server
+    #: then runs it off the event loop.
+    verify_blocks: ClassVar[bool] = False
     #: Timestamp tolerance (both directions) when the section does not set tolerance_seconds.
     default_tolerance_seconds: ClassVar[int] = DEFAULT_TOLERANCE_SECONDS
 
