@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Any
 
@@ -59,16 +59,20 @@ class PaymentEvent:
         return f"{self.event_id}|{self.kind}|{self.refund_id or self.dispute_id or ''}"
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        # Field by field: dataclasses.asdict deep-copies, and this runs for every stored fact.
+        data = {name: getattr(self, name) for name in _FIELDS}
         data["kind"] = str(self.kind)
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PaymentEvent:
-        fields = dict(data)
-        fields["kind"] = PaymentEventKind(fields["kind"])
-        fields["occurred_at"] = float(fields["occurred_at"])
+        values = dict(data)
+        values["kind"] = PaymentEventKind(values["kind"])
+        values["occurred_at"] = float(values["occurred_at"])
         for name in ("amount", "refunded_total", "captured_hint"):
-            if fields.get(name) is not None:
-                fields[name] = int(fields[name])
-        return cls(**fields)
+            if values.get(name) is not None:
+                values[name] = int(values[name])
+        return cls(**values)
+
+
+_FIELDS = tuple(f.name for f in fields(PaymentEvent))

@@ -13,6 +13,7 @@ from typing import IO
 
 from payhook.backends.sqlite import (
     GroupCommitWriter,
+    QueueMessage,
     SqliteAuditLog,
     SqliteQueue,
     SqliteStore,
@@ -20,11 +21,11 @@ from payhook.backends.sqlite import (
 )
 from payhook.config import Settings
 from payhook.core.clock import Clock, system_clock
-from payhook.errors import StorageUnavailableError
+from payhook.errors import ConcurrencyError, StorageUnavailableError
 from payhook.providers import Provider, build_providers
 from payhook.runtimes.forwarder import OutboxForwarder
 from payhook.service.ingest import Ingest
-from payhook.service.process import Outcome, Processor
+from payhook.service.process import Outcome, Plan, Processor
 
 log = logging.getLogger("payhook.embedded")
 
@@ -77,13 +78,17 @@ class EmbeddedRuntime:
             self._spawn(functools.partial(self.forwarder.run, self._stop), "payhook-forwarder")
 
     def stop(self) -> None:
-        """Commit pending ingest writes, let workers finish their current message, stop."""
-        self.writer.stop()
+        """Let workers finish their current message, commit pending writes, stop.
+
+        The HTTP server has stopped accepting and answered its in-flight requests before this
+        runs; the writer stops last because the workers' final commits go through it.
+        """
         self._stop.set()
         self._wakeup.set()
         for thread in self._threads:
             thread.join()
         self._threads.clear()
+        self.writer.stop()
         if self.forwarder is not None:
             self.forwarder.close()
         self._release_lock()
@@ -141,8 +146,9 @@ class EmbeddedRuntime:
             visibility_timeout=settings.visibility_timeout_seconds,
             max_receives=settings.max_receives,
             clock=self.clock,
+            writer=self.writer,
         )
-        store = SqliteStore(self.path)
+        store = SqliteStore(self.path, writer=self.writer)
         processor = Processor(self.providers, store, self.clock)
         while not self._stop.is_set():
             try:
@@ -154,35 +160,69 @@ class EmbeddedRuntime:
             if not messages:
                 self._idle()
                 continue
-            for message in messages:
-                try:
-                    result = processor.process(message.webhook_id)
-                    if result.outcome is not Outcome.PROCESSED:
-                        queue.delete(message.message_id)
-                    self.processed += 1
-                except Exception as exc:
-                    self.failures += 1
-                    log.warning(
-                        "processing failed",
-                        extra={
-                            "webhook_id": message.webhook_id,
-                            "receive_count": message.receive_count,
-                            "error": type(exc).__name__,
-                        },
-                    )
-                    delay = min(
-                        settings.visibility_timeout_seconds,
-                        settings.retry_base_seconds * 2 ** (message.receive_count - 1),
-                    )
-                    try:
-                        store.record_failure(message.webhook_id, f"{type(exc).__name__}: {exc}")
-                        queue.retry_later(message.message_id, delay)
-                    except Exception:
-                        log.exception("could not record the failure; the timeout will retry")
+            self._process_batch(messages, processor, queue, store)
         store.close()
 
+    def _process_batch(
+        self,
+        messages: list[QueueMessage],
+        processor: Processor,
+        queue: SqliteQueue,
+        store: SqliteStore,
+    ) -> None:
+        """Plan every message, then commit the plans together (one shared transaction, each
+        plan in its own savepoint). A plan that lost a race is processed again on its own."""
+        planned: list[tuple[QueueMessage, Plan]] = []
+        for message in messages:
+            try:
+                planned.append((message, processor.plan(message.webhook_id)))
+            except Exception as exc:
+                self._failed(message, exc, queue, store)
+        with_commit = [(m, p) for m, p in planned if p.commit is not None]
+        outcomes = store.commit_many([p.commit for _, p in with_commit if p.commit is not None])
+        for (message, plan), outcome in zip(with_commit, outcomes, strict=True):
+            try:
+                if isinstance(outcome, ConcurrencyError):
+                    result = processor.process(message.webhook_id)
+                elif isinstance(outcome, Exception):
+                    raise outcome
+                else:
+                    result = processor.finish(plan, outcome)
+                if result.outcome is not Outcome.PROCESSED:
+                    queue.delete(message.message_id)
+                self.processed += 1
+            except Exception as exc:
+                self._failed(message, exc, queue, store)
+        for message, plan in planned:
+            if plan.commit is None:  # already processed, dead or missing: just acknowledge
+                queue.delete(message.message_id)
+                self.processed += 1
+
+    def _failed(
+        self, message: QueueMessage, exc: Exception, queue: SqliteQueue, store: SqliteStore
+    ) -> None:
+        self.failures += 1
+        log.warning(
+            "processing failed",
+            extra={
+                "webhook_id": message.webhook_id,
+                "receive_count": message.receive_count,
+                "error": type(exc).__name__,
+            },
+        )
+        settings = self.settings.processing
+        delay = min(
+            settings.visibility_timeout_seconds,
+            settings.retry_base_seconds * 2 ** (message.receive_count - 1),
+        )
+        try:
+            store.record_failure(message.webhook_id, f"{type(exc).__name__}: {exc}")
+            queue.retry_later(message.message_id, delay)
+        except Exception:
+            log.exception("could not record the failure; the timeout will retry")
+
     def _audit_loop(self) -> None:
-        audit = SqliteAuditLog(self.path)
+        audit = SqliteAuditLog(self.path, writer=self.writer)
         while True:
             try:
                 drained = audit.drain(clock=self.clock)

@@ -37,6 +37,14 @@ class ProcessResult:
     anomalies: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What processing one webhook would change: ``commit`` is None when nothing is to write."""
+
+    result: ProcessResult
+    commit: ProcessingCommit | None = None
+
+
 def canonical_event(
     record: PaymentRecord, previous: PaymentRecord | None, webhook: StoredWebhook
 ) -> dict[str, Any]:
@@ -80,21 +88,30 @@ class Processor:
         """Raises PayloadError for an event that can never be processed (a poison message)."""
         for attempt in range(self.max_conflict_retries + 1):
             try:
-                return self._process_once(webhook_id)
+                plan = self.plan(webhook_id)
+                if plan.commit is None:
+                    return plan.result
+                return self.finish(plan, self.store.commit(plan.commit))
             except ConcurrencyError:
                 if attempt == self.max_conflict_retries:
                     raise
                 log.info("payment changed concurrently; retrying", extra={"webhook_id": webhook_id})
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _process_once(self, webhook_id: str) -> ProcessResult:
+    def plan(self, webhook_id: str) -> Plan:
+        """Read and compute everything one webhook changes, without writing.
+
+        A caller that commits several plans at once (the embedded workers batch them into one
+        transaction) passes each outcome to ``finish``; on ConcurrencyError it falls back to
+        ``process``, which re-reads.
+        """
         webhook = self.store.get_webhook(webhook_id)
         if webhook is None:
-            return ProcessResult(webhook_id, Outcome.MISSING)
+            return Plan(ProcessResult(webhook_id, Outcome.MISSING))
         if webhook.status is WebhookStatus.PROCESSED:
-            return ProcessResult(webhook_id, Outcome.ALREADY_PROCESSED)
+            return Plan(ProcessResult(webhook_id, Outcome.ALREADY_PROCESSED))
         if webhook.status is WebhookStatus.DEAD:
-            return ProcessResult(webhook_id, Outcome.DEAD)
+            return Plan(ProcessResult(webhook_id, Outcome.DEAD))
         provider = self.providers.get(webhook.provider)
         if provider is None:
             raise PayloadError(f"provider {webhook.provider!r} is no longer configured")
@@ -121,12 +138,16 @@ class Processor:
                 written = replace(record, version=expected + 1)
                 published.append(canonical_event(written, before, webhook))
             anomalies += [f for f in record.flags if not before or f not in before.flags]
-        committed = self.store.commit(ProcessingCommit(webhook_id, self.clock(), writes, published))
+        result = ProcessResult(webhook_id, Outcome.PROCESSED, [w.record for w in writes], anomalies)
+        return Plan(result, ProcessingCommit(webhook_id, self.clock(), writes, published))
+
+    def finish(self, plan: Plan, committed: bool) -> ProcessResult:
+        """The result of a plan whose commit returned ``committed``."""
         if not committed:
-            return ProcessResult(webhook_id, Outcome.ALREADY_PROCESSED)
-        for anomaly in anomalies:
+            return ProcessResult(plan.result.webhook_id, Outcome.ALREADY_PROCESSED)
+        for anomaly in plan.result.anomalies:
             log.warning(
                 "ledger anomaly: event kept but not applied",
-                extra={"webhook_id": webhook_id, "anomaly": anomaly},
+                extra={"webhook_id": plan.result.webhook_id, "anomaly": anomaly},
             )
-        return ProcessResult(webhook_id, Outcome.PROCESSED, [w.record for w in writes], anomalies)
+        return plan.result

@@ -126,3 +126,60 @@ def test_the_ingest_connection_is_fully_synchronous(writer: GroupCommitWriter) -
     assert writer._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     assert writer._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert isinstance(writer._conn, sqlite3.Connection)
+
+
+def _insert_marker(name: str):  # type: ignore[no-untyped-def]
+    def write(conn: sqlite3.Connection) -> str:
+        conn.execute("INSERT INTO dead_letters VALUES (?, 'marker', 0, 0)", (name,))
+        return name
+
+    return write
+
+
+def test_a_call_runs_in_the_group_transaction_and_returns_its_result(
+    writer: GroupCommitWriter, db_path: str
+) -> None:
+    assert writer.call(_insert_marker("a")) == "a"
+    assert _count(db_path, "dead_letters") == 1
+
+
+def test_a_failing_call_undoes_only_its_own_writes(
+    writer: GroupCommitWriter, db_path: str, clock: FakeClock
+) -> None:
+    def half_then_fail(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO dead_letters VALUES ('half', 'marker', 0, 0)")
+        raise ValueError("boom")
+
+    # Submitted together so that they share one group with an ingest request.
+    barrier = threading.Barrier(3)
+    outcomes: dict[str, object] = {}
+
+    def run(name: str, fn) -> None:  # type: ignore[no-untyped-def]
+        barrier.wait()
+        try:
+            outcomes[name] = fn()
+        except Exception as exc:
+            outcomes[name] = exc
+
+    threads = [
+        threading.Thread(target=run, args=("ok", lambda: writer.call(_insert_marker("ok")))),
+        threading.Thread(target=run, args=("bad", lambda: writer.call(half_then_fail))),
+        threading.Thread(target=run, args=("ingest", lambda: writer.store([stored(clock)]))),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert outcomes["ok"] == "ok"
+    assert isinstance(outcomes["bad"], ValueError)
+    assert outcomes["ingest"] == [False]
+    conn = connect(db_path)
+    names = {row[0] for row in conn.execute("SELECT webhook_id FROM dead_letters")}
+    assert names == {"ok"}
+    assert _count(db_path, "webhooks") == 1
+
+
+def test_a_call_on_a_stopped_writer_is_refused(db_path: str, clock: FakeClock) -> None:
+    initialize(db_path)
+    with pytest.raises(StorageUnavailableError):
+        GroupCommitWriter(db_path, clock).call(_insert_marker("x"))

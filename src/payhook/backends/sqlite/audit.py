@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from payhook.backends.sqlite.schema import Transaction, connect
+from payhook.backends.sqlite.schema import WriteExecutor, connect, run_write
 from payhook.core.audit import AuditEntry, Change
 from payhook.core.clock import Clock, system_clock
 from payhook.errors import ConcurrencyError
@@ -35,48 +35,24 @@ def _entry(row: sqlite3.Row) -> AuditEntry:
 class SqliteAuditLog:
     """``AuditLog`` over the ``audit`` and ``audit_head`` tables."""
 
-    def __init__(self, path: str | Path, conn: sqlite3.Connection | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        conn: sqlite3.Connection | None = None,
+        writer: WriteExecutor | None = None,
+    ) -> None:
         self.conn = conn or connect(path)
+        self.writer = writer
 
     def head(self) -> AuditEntry | None:
         row = self.conn.execute("SELECT * FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
         return _entry(row) if row else None
 
     def recorded_head(self) -> tuple[int, str] | None:
-        row = self.conn.execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
-        return (row["seq"], row["hash"]) if row else None
+        return _recorded_head(self.conn)
 
     def append(self, entries: Sequence[AuditEntry], expected_head: AuditEntry | None) -> None:
-        """Must run inside the caller's transaction (see ``drain``)."""
-        if not entries:
-            return
-        head = self.recorded_head()
-        if head != ((expected_head.seq, expected_head.hash) if expected_head else None):
-            raise ConcurrencyError("audit head moved")
-        self.conn.executemany(
-            "INSERT INTO audit (seq, recorded_at, entity, entity_key, action, data, source_id,"
-            " prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    e.seq,
-                    e.recorded_at,
-                    e.entity,
-                    e.entity_key,
-                    e.action,
-                    json.dumps(e.data, sort_keys=True),
-                    e.source_id,
-                    e.prev_hash,
-                    e.hash,
-                )
-                for e in entries
-            ],
-        )
-        last = entries[-1]
-        self.conn.execute(
-            "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?)"
-            " ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-            (last.seq, last.hash),
-        )
+        run_write(self.conn, self.writer, lambda conn: _append(conn, entries, expected_head))
 
     def entries(self) -> Iterator[AuditEntry]:
         cursor = self.conn.execute("SELECT * FROM audit ORDER BY seq")
@@ -84,20 +60,83 @@ class SqliteAuditLog:
             yield _entry(row)
 
     def drain(self, limit: int = 500, clock: Clock = system_clock) -> int:
-        """Turn up to ``limit`` pending changes into audit entries; returns how many."""
-        with Transaction(self.conn) as conn:
-            rows = conn.execute(
-                "SELECT seq, entity, entity_key, action, data FROM changes ORDER BY seq LIMIT ?",
-                (limit,),
-            ).fetchall()
-            if not rows:
-                return 0
-            changes = [
-                Change(
-                    r["entity"], r["entity_key"], r["action"], json.loads(r["data"]), f"c{r['seq']}"
-                )
-                for r in rows
-            ]
-            record_changes(self, changes, clock)
-            conn.execute("DELETE FROM changes WHERE seq <= ?", (rows[-1]["seq"],))
+        """Turn up to ``limit`` pending changes into audit entries; returns how many.
+
+        The entries are computed from a read snapshot; writing them, moving the head and
+        deleting the consumed changes is one write, conditional on the head not having moved.
+        """
+        rows = self.conn.execute(
+            "SELECT seq, entity, entity_key, action, data FROM changes ORDER BY seq LIMIT ?",
+            (limit,),
+        ).fetchall()
+        if not rows:
+            return 0
+        changes = [
+            Change(r["entity"], r["entity_key"], r["action"], json.loads(r["data"]), f"c{r['seq']}")
+            for r in rows
+        ]
+        record_changes(_ConsumingLog(self, rows[-1]["seq"]), changes, clock)
         return len(rows)
+
+
+class _ConsumingLog:
+    """The log as ``record_changes`` sees it while draining: appending also consumes the
+    change feed up to ``last_seq``, in the same write."""
+
+    def __init__(self, log: SqliteAuditLog, last_seq: int) -> None:
+        self.log = log
+        self.last_seq = last_seq
+
+    def head(self) -> AuditEntry | None:
+        return self.log.head()
+
+    def recorded_head(self) -> tuple[int, str] | None:
+        return self.log.recorded_head()
+
+    def entries(self) -> Iterator[AuditEntry]:
+        return self.log.entries()
+
+    def append(self, entries: Sequence[AuditEntry], expected_head: AuditEntry | None) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            _append(conn, entries, expected_head)
+            conn.execute("DELETE FROM changes WHERE seq <= ?", (self.last_seq,))
+
+        run_write(self.log.conn, self.log.writer, write)
+
+
+def _recorded_head(conn: sqlite3.Connection) -> tuple[int, str] | None:
+    row = conn.execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
+    return (row["seq"], row["hash"]) if row else None
+
+
+def _append(
+    conn: sqlite3.Connection, entries: Sequence[AuditEntry], expected_head: AuditEntry | None
+) -> None:
+    if not entries:
+        return
+    if _recorded_head(conn) != ((expected_head.seq, expected_head.hash) if expected_head else None):
+        raise ConcurrencyError("audit head moved")
+    conn.executemany(
+        "INSERT INTO audit (seq, recorded_at, entity, entity_key, action, data, source_id,"
+        " prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                e.seq,
+                e.recorded_at,
+                e.entity,
+                e.entity_key,
+                e.action,
+                json.dumps(e.data, sort_keys=True),
+                e.source_id,
+                e.prev_hash,
+                e.hash,
+            )
+            for e in entries
+        ],
+    )
+    last = entries[-1]
+    conn.execute(
+        "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?)"
+        " ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+        (last.seq, last.hash),
+    )

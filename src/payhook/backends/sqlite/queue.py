@@ -11,7 +11,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from payhook.backends.sqlite.schema import Transaction, connect
+from payhook.backends.sqlite.schema import Transaction, WriteExecutor, connect, run_write
 from payhook.core.clock import Clock, system_clock
 
 
@@ -39,34 +39,44 @@ class SqliteQueue:
         max_receives: int = 5,
         clock: Clock = system_clock,
         conn: sqlite3.Connection | None = None,
+        writer: WriteExecutor | None = None,
     ) -> None:
         self.conn = conn or connect(path)
+        self.writer = writer
         self.visibility_timeout = visibility_timeout
         self.max_receives = max_receives
         self.clock = clock
 
     def receive(self, max_messages: int = 10) -> list[QueueMessage]:
+        # A read first: an idle worker polling an empty queue costs no write transaction.
+        visible = self.conn.execute(
+            "SELECT 1 FROM queue WHERE visible_at <= ? LIMIT 1", (self.clock(),)
+        ).fetchone()
+        if visible is None:
+            return []
+        return run_write(self.conn, self.writer, lambda conn: self._receive(conn, max_messages))
+
+    def _receive(self, conn: sqlite3.Connection, max_messages: int) -> list[QueueMessage]:
         now = self.clock()
-        with Transaction(self.conn) as conn:
-            rows = conn.execute(
-                "SELECT q.message_id, q.webhook_id, q.receive_count, w.error FROM queue q "
-                "LEFT JOIN webhooks w ON w.webhook_id = q.webhook_id "
-                "WHERE q.visible_at <= ? ORDER BY q.visible_at, q.message_id LIMIT ?",
-                (now, max_messages),
-            ).fetchall()
-            messages = []
-            for row in rows:
-                if row["receive_count"] >= self.max_receives:
-                    self._dead_letter(conn, row, now)
-                    continue
-                conn.execute(
-                    "UPDATE queue SET visible_at = ?, receive_count = receive_count + 1 "
-                    "WHERE message_id = ?",
-                    (now + self.visibility_timeout, row["message_id"]),
-                )
-                messages.append(
-                    QueueMessage(row["message_id"], row["webhook_id"], row["receive_count"] + 1)
-                )
+        rows = conn.execute(
+            "SELECT q.message_id, q.webhook_id, q.receive_count, w.error FROM queue q "
+            "LEFT JOIN webhooks w ON w.webhook_id = q.webhook_id "
+            "WHERE q.visible_at <= ? ORDER BY q.visible_at, q.message_id LIMIT ?",
+            (now, max_messages),
+        ).fetchall()
+        messages = []
+        for row in rows:
+            if row["receive_count"] >= self.max_receives:
+                self._dead_letter(conn, row, now)
+                continue
+            conn.execute(
+                "UPDATE queue SET visible_at = ?, receive_count = receive_count + 1 "
+                "WHERE message_id = ?",
+                (now + self.visibility_timeout, row["message_id"]),
+            )
+            messages.append(
+                QueueMessage(row["message_id"], row["webhook_id"], row["receive_count"] + 1)
+            )
         return messages
 
     def _dead_letter(self, conn: sqlite3.Connection, row: sqlite3.Row, now: float) -> None:
@@ -83,16 +93,22 @@ class SqliteQueue:
         )
 
     def delete(self, message_id: int) -> None:
-        with Transaction(self.conn) as conn:
-            conn.execute("DELETE FROM queue WHERE message_id = ?", (message_id,))
+        run_write(
+            self.conn,
+            self.writer,
+            lambda conn: conn.execute("DELETE FROM queue WHERE message_id = ?", (message_id,)),
+        )
 
     def retry_later(self, message_id: int, delay: float) -> None:
         """Make a failed message visible again after ``delay`` (a backoff within the timeout)."""
-        with Transaction(self.conn) as conn:
-            conn.execute(
-                "UPDATE queue SET visible_at = ? WHERE message_id = ?",
-                (self.clock() + delay, message_id),
-            )
+        visible_at = self.clock() + delay
+        run_write(
+            self.conn,
+            self.writer,
+            lambda conn: conn.execute(
+                "UPDATE queue SET visible_at = ? WHERE message_id = ?", (visible_at, message_id)
+            ),
+        )
 
     def release_in_flight(self) -> int:
         """At start-up nothing can still hold a message (one process owns the database)."""

@@ -10,7 +10,10 @@ processed again, and processing is idempotent.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 from payhook.errors import StorageUnavailableError
 
@@ -41,6 +44,7 @@ CREATE TABLE IF NOT EXISTS queue (
     enqueued_at   REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS queue_by_visibility ON queue (visible_at, message_id);
+CREATE INDEX IF NOT EXISTS queue_by_webhook ON queue (webhook_id);
 
 CREATE TABLE IF NOT EXISTS dead_letters (
     webhook_id    TEXT PRIMARY KEY,
@@ -182,3 +186,25 @@ class Transaction:
                 raise
         elif self.conn.in_transaction:
             self.conn.execute("ROLLBACK")
+
+
+T = TypeVar("T")
+
+
+class WriteExecutor(Protocol):
+    """Runs a write in the single writer's next group transaction (see writer.py)."""
+
+    def call(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
+
+    def submit_call(self, fn: Callable[[sqlite3.Connection], T]) -> Future[T]: ...
+
+
+def run_write(
+    conn: sqlite3.Connection, writer: WriteExecutor | None, fn: Callable[[sqlite3.Connection], T]
+) -> T:
+    """Run ``fn`` in a write transaction: through the shared writer when the process has one
+    (no lock contention, shared commits), else on ``conn`` (CLI commands, tests)."""
+    if writer is not None:
+        return writer.call(fn)
+    with Transaction(conn) as tx:
+        return fn(tx)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 
-from payhook.backends.sqlite.schema import Transaction, connect
+from payhook.backends.sqlite.schema import WriteExecutor, connect, run_write
 from payhook.core.ledger import PaymentRecord
 from payhook.core.model import StoredWebhook, WebhookStatus
 from payhook.core.ports import ProcessingCommit
@@ -37,8 +39,16 @@ def _webhook(row: sqlite3.Row) -> StoredWebhook:
 
 
 class SqliteStore:
-    def __init__(self, path: str | Path, conn: sqlite3.Connection | None = None) -> None:
+    """Reads on its own connection; writes through ``writer`` when given (see ``run_write``)."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        conn: sqlite3.Connection | None = None,
+        writer: WriteExecutor | None = None,
+    ) -> None:
         self.conn = conn or connect(path)
+        self.writer = writer
 
     def close(self) -> None:
         self.conn.close()
@@ -60,65 +70,36 @@ class SqliteStore:
         return PaymentRecord.from_dict(json.loads(row["record"])) if row else None
 
     def commit(self, commit: ProcessingCommit) -> bool:
-        with Transaction(self.conn) as conn:
-            marked = conn.execute(
-                "UPDATE webhooks SET status = 'processed', processed_at = ?, error = NULL,"
-                " attempts = attempts + 1 WHERE webhook_id = ? AND status = 'received'",
-                (commit.processed_at, commit.webhook_id),
-            ).rowcount
-            if not marked:
-                conn.execute("ROLLBACK")
-                return False
-            for write in commit.payments:
-                self._write_payment(conn, write.record, write.expected_version)
-            for event in commit.published:
-                conn.execute(
-                    "INSERT INTO outbox (event_id, body, created_at, next_attempt_at)"
-                    " VALUES (?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
-                    (event["id"], json.dumps(event), commit.processed_at, commit.processed_at),
-                )
-            conn.execute("DELETE FROM queue WHERE webhook_id = ?", (commit.webhook_id,))
-        return True
+        return run_write(self.conn, self.writer, functools.partial(_apply_commit, commit))
 
-    @staticmethod
-    def _write_payment(conn: sqlite3.Connection, record: PaymentRecord, expected: int) -> None:
-        version = expected + 1
-        data = record.to_dict()
-        data["version"] = version
-        values = (
-            str(record.status),
-            record.currency,
-            record.amount,
-            record.amount_refunded,
-            record.updated_at,
-            version,
-            json.dumps(data),
-            record.provider,
-            record.payment_id,
-        )
-        if expected == 0:
-            cursor = conn.execute(
-                "INSERT INTO payments (status, currency, amount, amount_refunded, updated_at,"
-                " version, record, provider, payment_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (provider, payment_id) DO NOTHING",
-                values,
-            )
-        else:
-            cursor = conn.execute(
-                "UPDATE payments SET status = ?, currency = ?, amount = ?, amount_refunded = ?,"
-                " updated_at = ?, version = ?, record = ? WHERE provider = ? AND payment_id = ?"
-                " AND version = ?",
-                (*values, expected),
-            )
-        if cursor.rowcount != 1:
-            raise ConcurrencyError(f"payment {record.provider}/{record.payment_id} changed")
+    def commit_many(self, commits: Sequence[ProcessingCommit]) -> list[bool | Exception]:
+        """Commit several plans, each all-or-nothing on its own; through the writer they share
+        one transaction. Returns per commit its result or the exception it raised."""
+        if self.writer is None:
+            outcomes: list[bool | Exception] = []
+            for commit in commits:
+                try:
+                    outcomes.append(self.commit(commit))
+                except Exception as exc:
+                    outcomes.append(exc)
+            return outcomes
+        futures = [self.writer.submit_call(functools.partial(_apply_commit, c)) for c in commits]
+        results: list[bool | Exception] = []
+        for future in futures:
+            try:
+                results.append(future.result())
+            except Exception as exc:
+                results.append(exc)
+        return results
 
     def record_failure(self, webhook_id: str, error: str) -> None:
-        with Transaction(self.conn) as conn:
+        def write(conn: sqlite3.Connection) -> None:
             conn.execute(
                 "UPDATE webhooks SET attempts = attempts + 1, error = ? WHERE webhook_id = ?",
                 (error[:500], webhook_id),
             )
+
+        run_write(self.conn, self.writer, write)
 
     # reads ---------------------------------------------------------------------------
 
@@ -165,3 +146,57 @@ class SqliteStore:
         result["queued"] = self.conn.execute("SELECT count(*) FROM queue").fetchone()[0]
         result["changes_pending"] = self.conn.execute("SELECT count(*) FROM changes").fetchone()[0]
         return result
+
+
+def _apply_commit(commit: ProcessingCommit, conn: sqlite3.Connection) -> bool:
+    """The processing commit, inside the caller's transaction or savepoint."""
+    marked = conn.execute(
+        "UPDATE webhooks SET status = 'processed', processed_at = ?, error = NULL,"
+        " attempts = attempts + 1 WHERE webhook_id = ? AND status = 'received'",
+        (commit.processed_at, commit.webhook_id),
+    ).rowcount
+    if not marked:  # nothing was written: no rollback needed
+        return False
+    for write in commit.payments:
+        _write_payment(conn, write.record, write.expected_version)
+    for event in commit.published:
+        conn.execute(
+            "INSERT INTO outbox (event_id, body, created_at, next_attempt_at)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
+            (event["id"], json.dumps(event), commit.processed_at, commit.processed_at),
+        )
+    conn.execute("DELETE FROM queue WHERE webhook_id = ?", (commit.webhook_id,))
+    return True
+
+
+def _write_payment(conn: sqlite3.Connection, record: PaymentRecord, expected: int) -> None:
+    version = expected + 1
+    data = record.to_dict()
+    data["version"] = version
+    values = (
+        str(record.status),
+        record.currency,
+        record.amount,
+        record.amount_refunded,
+        record.updated_at,
+        version,
+        json.dumps(data),
+        record.provider,
+        record.payment_id,
+    )
+    if expected == 0:
+        cursor = conn.execute(
+            "INSERT INTO payments (status, currency, amount, amount_refunded, updated_at,"
+            " version, record, provider, payment_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (provider, payment_id) DO NOTHING",
+            values,
+        )
+    else:
+        cursor = conn.execute(
+            "UPDATE payments SET status = ?, currency = ?, amount = ?, amount_refunded = ?,"
+            " updated_at = ?, version = ?, record = ? WHERE provider = ? AND payment_id = ?"
+            " AND version = ?",
+            (*values, expected),
+        )
+    if cursor.rowcount != 1:
+        raise ConcurrencyError(f"payment {record.provider}/{record.payment_id} changed")

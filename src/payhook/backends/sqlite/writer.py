@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from payhook.backends.sqlite.schema import Transaction, connect
 from payhook.core.clock import Clock, system_clock
@@ -34,7 +35,14 @@ _WEBHOOK_COLUMNS = (
     "webhook_id, provider, provider_type, event_id, event_type, status, verified, payload,"
     " received_at, occurred_at"
 )
+T = TypeVar("T")
 _ROWS_PER_STATEMENT = 500  # 10 columns: far below SQLite's 32766 bound parameters
+
+
+@dataclass(slots=True)
+class _Call:
+    fn: Callable[[sqlite3.Connection], Any]
+    future: Future[Any]
 
 
 @dataclass(slots=True)
@@ -114,12 +122,12 @@ class GroupCommitWriter:
         self.path = path
         self.clock = clock
         self.max_group = max_group
-        self._requests: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
+        self._requests: queue.SimpleQueue[_Request | _Call | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
         self.groups = 0
         self.webhooks = 0
-        #: Called after each durable commit (the embedded runtime wakes its workers).
+        #: Called after each commit that enqueued webhooks (the runtime wakes its workers).
         self.on_commit: Callable[[], None] | None = None
 
     def start(self) -> None:
@@ -153,6 +161,21 @@ class GroupCommitWriter:
     def store(self, webhooks: Sequence[StoredWebhook]) -> list[bool]:
         return self.submit(webhooks).result()
 
+    def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` inside the next group transaction, in a savepoint of its own, and return
+        its result once the group is committed. An exception from ``fn`` undoes only its own
+        writes and is raised here; a failed commit raises StorageUnavailableError."""
+        return self.submit_call(fn).result()
+
+    def submit_call(self, fn: Callable[[sqlite3.Connection], T]) -> Future[T]:
+        """``call`` without waiting: calls submitted together share a commit."""
+        future: Future[T] = Future()
+        if not self.running:
+            future.set_exception(StorageUnavailableError("the writer is not running"))
+        else:
+            self._requests.put(_Call(fn, future))
+        return future
+
     async def store_async(self, webhooks: Sequence[StoredWebhook]) -> list[bool]:
         if not self.running:
             raise StorageUnavailableError("the writer is not running")
@@ -167,7 +190,7 @@ class GroupCommitWriter:
             first = self._requests.get()
             if first is None:
                 break
-            group = [first]
+            group: list[_Request | _Call] = [first]
             while len(group) < self.max_group:
                 try:
                     item = self._requests.get_nowait()
@@ -179,21 +202,45 @@ class GroupCommitWriter:
                 group.append(item)
             self._commit(group)
 
-    def _commit(self, group: list[_Request]) -> None:
+    def _commit(self, group: list[_Request | _Call]) -> None:
         assert self._conn is not None
+        requests = [item for item in group if isinstance(item, _Request)]
+        calls = [item for item in group if isinstance(item, _Call)]
         outcome: list[list[bool]] | BaseException
+        results: list[tuple[bool, Any]] = []
         try:
             with Transaction(self._conn) as conn:
-                outcome = insert_webhooks(conn, [r.webhooks for r in group], self.clock())
+                outcome = insert_webhooks(conn, [r.webhooks for r in requests], self.clock())
+                results = [_in_savepoint(conn, call.fn) for call in calls]
         except Exception as exc:  # every waiter must hear back, whatever went wrong
             log.error("group commit failed", extra={"requests": len(group), "error": str(exc)})
             outcome = StorageUnavailableError(f"storage unavailable: {exc}")
+            results = [(False, outcome)] * len(calls)
         else:
             self.groups += 1
-            self.webhooks += sum(len(r.webhooks) for r in group)
-        _resolve(group, outcome)
-        if self.on_commit is not None and not isinstance(outcome, BaseException):
+            self.webhooks += sum(len(r.webhooks) for r in requests)
+        for call, (ok, value) in zip(calls, results, strict=True):
+            if ok:
+                call.future.set_result(value)
+            else:
+                call.future.set_exception(value)
+        _resolve(requests, outcome)
+        if self.on_commit is not None and requests and not isinstance(outcome, BaseException):
             self.on_commit()
+
+
+def _in_savepoint(
+    conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], Any]
+) -> tuple[bool, Any]:
+    conn.execute("SAVEPOINT call")
+    try:
+        value = fn(conn)
+    except Exception as exc:
+        conn.execute("ROLLBACK TO call")
+        conn.execute("RELEASE call")
+        return False, exc
+    conn.execute("RELEASE call")
+    return True, value
 
 
 def _resolve(group: list[_Request], outcome: list[list[bool]] | BaseException) -> None:
