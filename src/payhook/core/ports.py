@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from payhook.core.audit import AuditEntry
-from payhook.core.ledger import PaymentRecord
-from payhook.core.model import StoredWebhook
+if TYPE_CHECKING:  # annotations only: the receiver Lambda should not import the ledger
+    from payhook.core.audit import AuditEntry
+    from payhook.core.ledger import PaymentRecord
+    from payhook.core.model import StoredWebhook
 
 
 class WebhookStore(Protocol):

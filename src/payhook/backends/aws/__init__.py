@@ -1,0 +1,71 @@
+"""The serverless backend: DynamoDB, SQS, EventBridge and Secrets Manager behind the ports.
+
+| module       | what                                                                     |
+|--------------|--------------------------------------------------------------------------|
+| settings     | ``AwsSettings`` from the environment, validated at cold start            |
+| clients      | boto3 clients, lazy, one set per execution environment, injectable       |
+| webhooks     | ``DynamoWebhookStore`` (WebhookStore): conditional put, then SQS         |
+| payments     | ``DynamoProcessingStore`` (ProcessingStore): one TransactWriteItems      |
+| audit        | ``DynamoAuditLog`` (AuditLog): entries + markers + head, one transaction |
+| streams      | stream records -> audit changes and payment events to publish            |
+| events       | ``EventPublisher``: canonical events to EventBridge                      |
+| secrets      | ``ProviderSecret``: provider configuration from Secrets Manager          |
+| items        | DynamoDB attribute values <-> webhook records                            |
+| errors       | botocore errors -> payhook errors                                        |
+
+Names are imported on first use: each Lambda loads only the modules it needs (cold start).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from payhook.backends.aws.audit import DynamoAuditLog
+    from payhook.backends.aws.clients import AwsClients, default_clients, reset_default_clients
+    from payhook.backends.aws.events import EventPublisher
+    from payhook.backends.aws.payments import DynamoProcessingStore
+    from payhook.backends.aws.secrets import ProviderSecret, provider_configs
+    from payhook.backends.aws.settings import AwsSettings, load_settings
+    from payhook.backends.aws.streams import StreamChange, read_record
+    from payhook.backends.aws.webhooks import DynamoWebhookStore
+
+_MODULES = {
+    "AwsClients": "clients",
+    "AwsSettings": "settings",
+    "DynamoAuditLog": "audit",
+    "DynamoProcessingStore": "payments",
+    "DynamoWebhookStore": "webhooks",
+    "EventPublisher": "events",
+    "ProviderSecret": "secrets",
+    "StreamChange": "streams",
+    "default_clients": "clients",
+    "load_settings": "settings",
+    "provider_configs": "secrets",
+    "read_record": "streams",
+    "reset_default_clients": "clients",
+}
+
+__all__ = [
+    "AwsClients",
+    "AwsSettings",
+    "DynamoAuditLog",
+    "DynamoProcessingStore",
+    "DynamoWebhookStore",
+    "EventPublisher",
+    "ProviderSecret",
+    "StreamChange",
+    "default_clients",
+    "load_settings",
+    "provider_configs",
+    "read_record",
+    "reset_default_clients",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _MODULES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(f"{__name__}.{_MODULES[name]}")
+    return getattr(module, name)

@@ -1,0 +1,169 @@
+"""The AWS ``AuditLog``: entries under chain "main", the head in item ("head", 0).
+
+An append is ONE TransactWriteItems: it puts the entries (each only if absent), a marker per
+change-feed position (``source#<source id>``, only if absent) and moves the head on condition
+that it is still the head the entries were chained onto. A concurrent writer, or a stream
+record chained before, cancels the whole append.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from payhook.backends.aws.errors import (
+    TRANSACTION_CANCELED,
+    aws_call,
+    cancellation_codes,
+    error_code,
+    unavailable,
+)
+from payhook.backends.aws.items import Item, integer, n, s
+from payhook.core.audit import AuditEntry
+from payhook.errors import ConcurrencyError
+
+MAIN_CHAIN = "main"
+HEAD_CHAIN = "head"
+SOURCE_PREFIX = "source#"
+# TransactWriteItems takes 100 items: the head plus an entry and a marker per change.
+MAX_ENTRIES_PER_APPEND = 49
+_BATCH_GET_LIMIT = 100
+
+
+def _entry_item(entry: AuditEntry) -> Item:
+    return {
+        "chain": s(MAIN_CHAIN),
+        "seq": n(entry.seq),
+        "recordedAt": s(entry.recorded_at),
+        "entity": s(entry.entity),
+        "entityKey": s(entry.entity_key),
+        "action": s(entry.action),
+        "data": s(json.dumps(entry.data, sort_keys=True, separators=(",", ":"))),
+        "sourceId": s(entry.source_id),
+        "prevHash": s(entry.prev_hash),
+        "hash": s(entry.hash),
+    }
+
+
+def _entry(item: Item) -> AuditEntry:
+    return AuditEntry(
+        seq=integer(item["seq"]),
+        recorded_at=item["recordedAt"]["S"],
+        entity=item["entity"]["S"],
+        entity_key=item["entityKey"]["S"],
+        action=item["action"]["S"],
+        data=json.loads(item["data"]["S"]),
+        source_id=item["sourceId"]["S"],
+        prev_hash=item["prevHash"]["S"],
+        hash=item["hash"]["S"],
+    )
+
+
+class DynamoAuditLog:
+    def __init__(self, dynamodb: Any, *, table: str) -> None:
+        self.dynamodb = dynamodb
+        self.table = table
+
+    def head(self) -> AuditEntry | None:
+        with aws_call("reading the audit head"):
+            items = self.dynamodb.query(
+                TableName=self.table,
+                KeyConditionExpression="chain = :main",
+                ExpressionAttributeValues={":main": s(MAIN_CHAIN)},
+                ScanIndexForward=False,
+                Limit=1,
+                ConsistentRead=True,
+            )["Items"]
+        return _entry(items[0]) if items else None
+
+    def recorded_head(self) -> tuple[int, str] | None:
+        with aws_call("reading the audit head"):
+            item = self.dynamodb.get_item(
+                TableName=self.table,
+                Key={"chain": s(HEAD_CHAIN), "seq": n(0)},
+                ConsistentRead=True,
+            ).get("Item")
+        return (integer(item["lastSeq"]), item["hash"]["S"]) if item else None
+
+    def append(self, entries: Sequence[AuditEntry], expected_head: AuditEntry | None) -> None:
+        if not entries:
+            return
+        if len(entries) > MAX_ENTRIES_PER_APPEND:
+            raise ValueError(
+                f"got {len(entries)} entries, expected at most {MAX_ENTRIES_PER_APPEND}"
+            )
+        items: list[dict[str, Any]] = []
+        for entry in entries:
+            items.append(self._put(_entry_item(entry), "attribute_not_exists(seq)"))
+            if entry.source_id:
+                marker = {
+                    "chain": s(SOURCE_PREFIX + entry.source_id),
+                    "seq": n(0),
+                    "auditSeq": n(entry.seq),
+                }
+                items.append(self._put(marker, "attribute_not_exists(seq)"))
+        items.append(self._move_head(entries[-1], expected_head))
+        try:
+            self.dynamodb.transact_write_items(TransactItems=items)
+        except ClientError as exc:
+            if error_code(exc) == TRANSACTION_CANCELED and {
+                "ConditionalCheckFailed",
+                "TransactionConflict",
+            } & set(cancellation_codes(exc)):
+                raise ConcurrencyError("the audit head moved or a change was chained") from exc
+            raise unavailable("appending audit entries", exc) from exc
+        except BotoCoreError as exc:
+            raise unavailable("appending audit entries", exc) from exc
+
+    def _put(self, item: Item, condition: str, **extra: Any) -> dict[str, Any]:
+        put = {"TableName": self.table, "Item": item, "ConditionExpression": condition}
+        return {"Put": {**put, **extra}}
+
+    def _move_head(self, last: AuditEntry, expected: AuditEntry | None) -> dict[str, Any]:
+        head = {"chain": s(HEAD_CHAIN), "seq": n(0), "lastSeq": n(last.seq), "hash": s(last.hash)}
+        if expected is None:
+            return self._put(head, "attribute_not_exists(seq)")
+        return self._put(
+            head,
+            "lastSeq = :seq AND #h = :hash",
+            ExpressionAttributeNames={"#h": "hash"},
+            ExpressionAttributeValues={":seq": n(expected.seq), ":hash": s(expected.hash)},
+        )
+
+    def entries(self) -> Iterator[AuditEntry]:
+        query: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "chain = :main",
+            "ExpressionAttributeValues": {":main": s(MAIN_CHAIN)},
+            "ConsistentRead": True,
+        }
+        while True:
+            with aws_call("reading audit entries"):
+                page = self.dynamodb.query(**query)
+            yield from (_entry(item) for item in page["Items"])
+            if "LastEvaluatedKey" not in page:
+                return
+            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def chained_sources(self, source_ids: Iterable[str]) -> set[str]:
+        """Which change-feed positions already have an entry (stream retries skip them)."""
+        pending = sorted(set(source_ids))
+        found: set[str] = set()
+        for start in range(0, len(pending), _BATCH_GET_LIMIT):
+            keys = [
+                {"chain": s(SOURCE_PREFIX + sid), "seq": n(0)}
+                for sid in pending[start : start + _BATCH_GET_LIMIT]
+            ]
+            request: dict[str, Any] = {
+                self.table: {"Keys": keys, "ConsistentRead": True, "ProjectionExpression": "chain"}
+            }
+            while request:
+                with aws_call("reading audit markers"):
+                    response = self.dynamodb.batch_get_item(RequestItems=request)
+                for item in response["Responses"].get(self.table, []):
+                    found.add(item["chain"]["S"][len(SOURCE_PREFIX) :])
+                request = response.get("UnprocessedKeys") or {}
+        return found

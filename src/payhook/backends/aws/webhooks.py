@@ -1,0 +1,126 @@
+"""The AWS ``WebhookStore``: a conditional PutItem per webhook, then SQS.
+
+A webhook is acknowledged only after both calls succeed. If the Lambda dies between them
+the item stays ``received`` without a message; the provider's retry finds it and enqueues
+it again (processing is idempotent). A duplicate of a processed (or dead) webhook changes
+nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from payhook.backends.aws.errors import CONDITION_FAILED, aws_call, error_code, unavailable
+from payhook.backends.aws.items import Item, n, s, webhook_item
+from payhook.core.clock import Clock, system_clock
+from payhook.core.model import StoredWebhook, WebhookStatus
+from payhook.errors import StorageUnavailableError
+
+log = logging.getLogger("payhook.aws.webhooks")
+
+SQS_BATCH_LIMIT = 10
+
+
+def message_body(webhook_id: str) -> str:
+    return json.dumps({"webhookId": webhook_id}, separators=(",", ":"))
+
+
+class DynamoWebhookStore:
+    def __init__(
+        self,
+        dynamodb: Any,
+        sqs: Any,
+        *,
+        table: str,
+        queue_url: str,
+        retention_seconds: int,
+        clock: Clock = system_clock,
+    ) -> None:
+        self.dynamodb = dynamodb
+        self.sqs = sqs
+        self.table = table
+        self.queue_url = queue_url
+        self.retention_seconds = retention_seconds
+        self.clock = clock
+
+    def store(self, webhooks: Sequence[StoredWebhook]) -> list[bool]:
+        """Raises PayloadError, before writing anything, when a payload cannot fit an item."""
+        items = {
+            w.webhook_id: webhook_item(w, int(w.received_at) + self.retention_seconds)
+            for w in webhooks
+        }
+        duplicates: list[bool] = []
+        to_enqueue: list[str] = []
+        seen: set[str] = set()
+        for webhook in webhooks:
+            if webhook.webhook_id in seen:  # a batch repeating an event: stored once
+                duplicates.append(True)
+                continue
+            seen.add(webhook.webhook_id)
+            stored_status = self._put(items[webhook.webhook_id])
+            duplicates.append(stored_status is not None)
+            if stored_status in (None, WebhookStatus.RECEIVED):
+                to_enqueue.append(webhook.webhook_id)
+        self._enqueue(to_enqueue)
+        self._mark_enqueued(to_enqueue)
+        return duplicates
+
+    def _put(self, item: Item) -> WebhookStatus | None:
+        """Insert; returns None when new, else the status of the item already stored."""
+        try:
+            self.dynamodb.put_item(
+                TableName=self.table,
+                Item=item,
+                ConditionExpression="attribute_not_exists(webhookId)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+            return None
+        except ClientError as exc:
+            if error_code(exc) != CONDITION_FAILED:
+                raise unavailable("storing the webhook", exc) from exc
+            old = exc.response.get("Item")
+        except BotoCoreError as exc:
+            raise unavailable("storing the webhook", exc) from exc
+        # ALL_OLD returns the item that failed the condition; without it, enqueueing again
+        # is the safe choice (processing is idempotent).
+        return WebhookStatus(old["status"]["S"]) if old else WebhookStatus.RECEIVED
+
+    def _enqueue(self, webhook_ids: list[str]) -> None:
+        for start in range(0, len(webhook_ids), SQS_BATCH_LIMIT):
+            chunk = webhook_ids[start : start + SQS_BATCH_LIMIT]
+            entries = [
+                {"Id": str(i), "MessageBody": message_body(wid)} for i, wid in enumerate(chunk)
+            ]
+            with aws_call("enqueueing the webhook"):
+                response = self.sqs.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
+            failed = response.get("Failed") or []
+            if failed:
+                codes = sorted({str(f.get("Code", "Unknown")) for f in failed})
+                raise StorageUnavailableError(f"enqueueing the webhook failed: {', '.join(codes)}")
+
+    def _mark_enqueued(self, webhook_ids: list[str]) -> None:
+        """Record when the message was sent; diagnostic only, so a failure is just logged."""
+        now = self.clock()
+        for webhook_id in webhook_ids:
+            try:
+                self.dynamodb.update_item(
+                    TableName=self.table,
+                    Key={"webhookId": s(webhook_id)},
+                    UpdateExpression="SET enqueuedAt = :now",
+                    ConditionExpression="#s = :received",
+                    ExpressionAttributeNames={"#s": "status"},
+                    ExpressionAttributeValues={
+                        ":now": n(now),
+                        ":received": s(WebhookStatus.RECEIVED),
+                    },
+                )
+            except (ClientError, BotoCoreError) as exc:
+                code = error_code(exc) if isinstance(exc, ClientError) else type(exc).__name__
+                if code != CONDITION_FAILED:  # already processed: nothing to note
+                    extra = {"webhook_id": webhook_id, "error": code}
+                    log.warning("could not record enqueuedAt", extra=extra)

@@ -1,0 +1,118 @@
+"""Audit Lambda: the webhooks and payments streams -> hash chain, and payments -> EventBridge.
+
+Per batch: skip the records already chained (a stream retry), publish the canonical events
+the rest carry (the outbox), then chain their changes. Any failure raises, so the stream
+retries (and bisects, then gives up to the on-failure destination); the markers written
+with the entries make a retried record count once.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from payhook.backends.aws.audit import MAX_ENTRIES_PER_APPEND, DynamoAuditLog
+from payhook.backends.aws.clients import AwsClients, default_clients
+from payhook.backends.aws.events import EventPublisher
+from payhook.backends.aws.settings import load_settings
+from payhook.backends.aws.streams import read_record
+from payhook.core.audit import Change
+from payhook.core.clock import Clock, system_clock
+from payhook.errors import ConcurrencyError
+from payhook.runtimes.aws_lambda.logs import configure_logging
+from payhook.service.audit import record_changes
+
+log = logging.getLogger("payhook.aws.audit")
+
+REQUIRED = ("audit_table", "event_bus_name")
+# Both streams (and every shard) append to one chain, so losing the head race is routine; a
+# few seconds of jittered retries resolve it inside one invocation instead of using up the
+# stream's bounded retries.
+MAX_BACKOFF_SECONDS = 1.0
+
+
+class StreamAuditor:
+    def __init__(
+        self,
+        audit_log: DynamoAuditLog,
+        publisher: EventPublisher,
+        clock: Clock = system_clock,
+        *,
+        max_conflict_retries: int = 8,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.audit_log = audit_log
+        self.publisher = publisher
+        self.clock = clock
+        self.max_conflict_retries = max_conflict_retries
+        self.sleep = sleep
+
+    @classmethod
+    def from_environment(
+        cls,
+        environ: Mapping[str, str],
+        clients: AwsClients | None = None,
+        clock: Clock = system_clock,
+    ) -> StreamAuditor:
+        settings = load_settings(environ, REQUIRED)
+        if "AWS_LAMBDA_FUNCTION_NAME" in environ:
+            configure_logging(settings.service_name, settings.environment)
+        clients = clients or default_clients()
+        return cls(
+            DynamoAuditLog(clients.dynamodb, table=settings.audit_table),
+            EventPublisher(clients.events, bus_name=settings.event_bus_name),
+            clock,
+        )
+
+    def handle(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        records = [read_record(r) for r in event.get("Records") or []]
+        done = self.audit_log.chained_sources(r.source_id for r in records if r.change)
+        pending = [r for r in records if r.source_id not in done]
+        events = [e for r in pending for e in r.publish]
+        if events:
+            self.publisher.publish(events)
+        changes = [r.change for r in pending if r.change is not None]
+        for start in range(0, len(changes), MAX_ENTRIES_PER_APPEND):
+            self._append(changes[start : start + MAX_ENTRIES_PER_APPEND])
+        log.info(
+            "stream batch audited",
+            extra={
+                "records": len(records),
+                "skipped_as_chained": len(done),
+                "entries": len(changes),
+                "published": len(events),
+            },
+        )
+        # Valid with or without ReportBatchItemFailures: failures raise instead.
+        return {"batchItemFailures": []}
+
+    def _append(self, changes: Sequence[Change]) -> None:
+        for attempt in range(self.max_conflict_retries + 1):
+            try:
+                record_changes(self.audit_log, changes, self.clock)
+                return
+            except ConcurrencyError:
+                if attempt == self.max_conflict_retries:
+                    raise
+                # Another writer moved the head; keep only what it did not chain, and retry.
+                chained = self.audit_log.chained_sources(c.source_id for c in changes)
+                changes = [c for c in changes if c.source_id not in chained]
+                if not changes:
+                    return
+                log.info("audit head moved; retrying", extra={"attempt": attempt + 1})
+                self.sleep(random.uniform(0, min(MAX_BACKOFF_SECONDS, 0.05 * 2**attempt)))
+
+
+@functools.cache
+def auditor() -> StreamAuditor:
+    """The execution environment's auditor, built on first use (then reused while warm)."""
+    return StreamAuditor.from_environment(os.environ)
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return auditor().handle(event)

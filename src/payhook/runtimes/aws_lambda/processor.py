@@ -1,0 +1,133 @@
+"""Processor Lambda: an SQS batch of ``{"webhookId": ...}`` -> ledger, exactly once.
+
+Each message is processed on its own; a failure lists only that message in
+``batchItemFailures`` (ReportBatchItemFailures), so SQS retries it and, after the queue's
+maxReceiveCount, its redrive policy moves it to the dead-letter queue.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from payhook.backends.aws.clients import AwsClients, default_clients
+from payhook.backends.aws.payments import DynamoProcessingStore
+from payhook.backends.aws.secrets import ProviderSecret
+from payhook.backends.aws.settings import load_settings
+from payhook.core.clock import Clock, system_clock
+from payhook.errors import PayloadError
+from payhook.runtimes.aws_lambda.logs import configure_logging
+from payhook.service.process import Processor
+
+log = logging.getLogger("payhook.aws.processor")
+
+REQUIRED = ("webhooks_table", "payments_table", "providers_secret_arn")
+
+
+def webhook_id_of(body: object) -> str:
+    if not isinstance(body, str):
+        raise PayloadError("message has no body")
+    try:
+        message = json.loads(body)
+    except ValueError:
+        raise PayloadError("message body is not JSON") from None
+    webhook_id = message.get("webhookId") if isinstance(message, dict) else None
+    if not isinstance(webhook_id, str) or not webhook_id:
+        raise PayloadError('message body has no "webhookId" string')
+    return webhook_id
+
+
+class SqsProcessor:
+    def __init__(
+        self, secret: ProviderSecret, store: DynamoProcessingStore, clock: Clock = system_clock
+    ) -> None:
+        self.secret = secret
+        self.store = store
+        self.clock = clock
+
+    @classmethod
+    def from_environment(
+        cls,
+        environ: Mapping[str, str],
+        clients: AwsClients | None = None,
+        clock: Clock = system_clock,
+    ) -> SqsProcessor:
+        settings = load_settings(environ, REQUIRED)
+        if "AWS_LAMBDA_FUNCTION_NAME" in environ:
+            configure_logging(settings.service_name, settings.environment)
+        clients = clients or default_clients()
+        secret = ProviderSecret(
+            clients.secretsmanager,
+            settings.providers_secret_arn,
+            cache_seconds=settings.secret_cache_seconds,
+            clock=clock,
+        )
+        store = DynamoProcessingStore(
+            clients.dynamodb,
+            webhooks_table=settings.webhooks_table,
+            payments_table=settings.payments_table,
+        )
+        return cls(secret, store, clock)
+
+    def handle(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        # Without providers nothing in the batch can succeed: fail it whole (it is retried).
+        processor = Processor(self.secret.providers(), self.store, self.clock)
+        failures: list[dict[str, str]] = []
+        for record in event.get("Records") or []:
+            if not self._process(processor, record):
+                failures.append({"itemIdentifier": record["messageId"]})
+        return {"batchItemFailures": failures}
+
+    def _process(self, processor: Processor, record: Mapping[str, Any]) -> bool:
+        receives = (record.get("attributes") or {}).get("ApproximateReceiveCount")
+        webhook_id: str | None = None
+        try:
+            webhook_id = webhook_id_of(record.get("body"))
+            result = processor.process(webhook_id)
+        except Exception as exc:  # one bad message must not fail the others
+            reason = f"{type(exc).__name__}: {exc}"
+            log.warning(
+                "processing failed",
+                extra={
+                    "message_id": record.get("messageId"),
+                    "webhook_id": webhook_id,
+                    "receive_count": receives,
+                    "reason": reason,
+                },
+            )
+            if webhook_id is not None:
+                self._note_failure(webhook_id, reason)
+            return False
+        log.info(
+            "webhook processed",
+            extra={
+                "webhook_id": webhook_id,
+                "outcome": str(result.outcome),
+                "payments": len(result.payments),
+                "receive_count": receives,
+            },
+        )
+        return True
+
+    def _note_failure(self, webhook_id: str, reason: str) -> None:
+        try:
+            self.store.record_failure(webhook_id, reason)
+        except Exception as exc:  # the message is retried anyway; only the note is lost
+            log.warning(
+                "could not record the failure",
+                extra={"webhook_id": webhook_id, "reason": f"{type(exc).__name__}: {exc}"},
+            )
+
+
+@functools.cache
+def processor() -> SqsProcessor:
+    """The execution environment's processor, built on first use (then reused while warm)."""
+    return SqsProcessor.from_environment(os.environ)
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return processor().handle(event)
