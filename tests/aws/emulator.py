@@ -315,6 +315,7 @@ def create_stack(session: boto3.session.Session) -> AwsStack:
         "PAYHOOK_EVENT_BUS_NAME": bus,
         "PAYHOOK_PROVIDERS_SECRET_ARN": secret_arn,
         "PAYHOOK_ENVIRONMENT": "test",
+        "PAYHOOK_MAX_RECEIVE_COUNT": str(MAX_RECEIVE_COUNT),
         "POWERTOOLS_SERVICE_NAME": "payhook",
     }
     return stack

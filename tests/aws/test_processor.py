@@ -60,6 +60,7 @@ def test_poison_message_is_the_only_failure_and_lands_in_the_dead_letter_queue(
     [failure] = first["batchItemFailures"]
     assert stack.queue_depth(stack.dlq_url) == 0
     assert {p["paymentId"]["S"] for p in stack.payment_items()} == {"pi_good_1", "pi_good_2"}
+    assert stack.webhook_item(poison_id)["status"]["S"] == "received"  # type: ignore[index]
 
     for _ in range(MAX_RECEIVE_COUNT - 1):
         again = stack.poll_processor(processor.handle)
@@ -74,7 +75,7 @@ def test_poison_message_is_the_only_failure_and_lands_in_the_dead_letter_queue(
     assert json.loads(dead["Body"]) == {"webhookId": poison_id}
     item = stack.webhook_item(poison_id)
     assert item is not None
-    assert item["status"]["S"] == "received"
+    assert item["status"]["S"] == "dead"  # marked on the last attempt SQS allows
     assert int(item["attempts"]["N"]) == MAX_RECEIVE_COUNT
     assert item["error"]["S"].startswith("PayloadError: Stripe event has no data.object")
     assert "payload" not in item["error"]["S"]

@@ -136,18 +136,32 @@ class DynamoProcessingStore:
             put["ExpressionAttributeValues"] = {":expected": n(write.expected_version)}
         return {"Put": put}
 
-    def record_failure(self, webhook_id: str, error: str) -> None:
-        """Note a failed attempt on the webhook (reason only, never the payload)."""
+    def record_failure(self, webhook_id: str, error: str, *, dead: bool = False) -> None:
+        """Note a failed attempt on the webhook (reason only, never the payload).
+
+        ``dead``: this was the last attempt SQS allows before its redrive moves the message to
+        the dead-letter queue, so a still-received webhook becomes ``dead`` (as on SQLite).
+        """
+        update = "SET #e = :error ADD attempts :one"
+        names = {"#e": "error"}
+        values = {":error": s(error[:ERROR_LIMIT]), ":one": n(1)}
+        condition = "attribute_exists(webhookId)"
+        if dead:
+            update = "SET #e = :error, #st = :dead ADD attempts :one"
+            names["#st"] = "status"
+            values.update({":dead": s("dead"), ":received": s("received")})
+            condition += " AND #st = :received"
         with aws_call("recording the failure"):
             try:
                 self.dynamodb.update_item(
                     TableName=self.webhooks_table,
                     Key={"webhookId": s(webhook_id)},
-                    UpdateExpression="SET #e = :error ADD attempts :one",
-                    ConditionExpression="attribute_exists(webhookId)",
-                    ExpressionAttributeNames={"#e": "error"},
-                    ExpressionAttributeValues={":error": s(error[:ERROR_LIMIT]), ":one": n(1)},
+                    UpdateExpression=update,
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=values,
                 )
             except ClientError as exc:
-                if error_code(exc) != CONDITION_FAILED:  # the webhook expired meanwhile
+                # The webhook expired meanwhile, or (dead) was processed after all.
+                if error_code(exc) != CONDITION_FAILED:
                     raise

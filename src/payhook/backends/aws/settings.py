@@ -42,6 +42,8 @@ class AwsSettings:
     body_limit_bytes: int = 1024 * 1024
     raw_payload_retention_days: int = 30
     secret_cache_seconds: int = 300
+    #: The processing queue's maxReceiveCount: the last attempt marks the webhook dead.
+    max_receive_count: int = 5
     service_name: str = "payhook"
 
     @property
@@ -101,5 +103,6 @@ def load_settings(environ: Mapping[str, str], required: Iterable[str]) -> AwsSet
             environ, "PAYHOOK_RAW_PAYLOAD_RETENTION_DAYS", 30, 1, 3650
         ),
         secret_cache_seconds=_integer(environ, "PAYHOOK_SECRET_CACHE_SECONDS", 300, 0, 86_400),
+        max_receive_count=_integer(environ, "PAYHOOK_MAX_RECEIVE_COUNT", 5, 1, 1000),
         service_name=environ.get("POWERTOOLS_SERVICE_NAME", "").strip() or "payhook",
     )

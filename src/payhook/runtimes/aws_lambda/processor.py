@@ -43,11 +43,16 @@ def webhook_id_of(body: object) -> str:
 
 class SqsProcessor:
     def __init__(
-        self, secret: ProviderSecret, store: DynamoProcessingStore, clock: Clock = system_clock
+        self,
+        secret: ProviderSecret,
+        store: DynamoProcessingStore,
+        clock: Clock = system_clock,
+        max_receive_count: int = 5,
     ) -> None:
         self.secret = secret
         self.store = store
         self.clock = clock
+        self.max_receive_count = max_receive_count
 
     @classmethod
     def from_environment(
@@ -71,7 +76,7 @@ class SqsProcessor:
             webhooks_table=settings.webhooks_table,
             payments_table=settings.payments_table,
         )
-        return cls(secret, store, clock)
+        return cls(secret, store, clock, settings.max_receive_count)
 
     def handle(self, event: Mapping[str, Any]) -> dict[str, Any]:
         # Without providers nothing in the batch can succeed: fail it whole (it is retried).
@@ -100,7 +105,8 @@ class SqsProcessor:
                 },
             )
             if webhook_id is not None:
-                self._note_failure(webhook_id, reason)
+                last = str(receives).isdigit() and int(str(receives)) >= self.max_receive_count
+                self._note_failure(webhook_id, reason, dead=last)
             return False
         log.info(
             "webhook processed",
@@ -113,9 +119,9 @@ class SqsProcessor:
         )
         return True
 
-    def _note_failure(self, webhook_id: str, reason: str) -> None:
+    def _note_failure(self, webhook_id: str, reason: str, *, dead: bool) -> None:
         try:
-            self.store.record_failure(webhook_id, reason)
+            self.store.record_failure(webhook_id, reason, dead=dead)
         except Exception as exc:  # the message is retried anyway; only the note is lost
             log.warning(
                 "could not record the failure",
