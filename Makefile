@@ -5,9 +5,11 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 CONFIG ?= payhook.toml
-SOURCES := src tests benchmarks
+SOURCES := src tests benchmarks infra app.py
+SUFFIX  ?= dev
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION = 20
 
-.PHONY: run test lint typecheck pytest bench clean
+.PHONY: run test lint typecheck pytest bench soak synth clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +34,7 @@ lint: $(VENV)/.dev
 
 typecheck: $(VENV)/.dev
 	$(BIN)/mypy
+	$(BIN)/mypy --strict infra app.py tests/infra
 
 pytest: $(VENV)/.dev
 	$(BIN)/pytest
@@ -40,6 +43,16 @@ test: lint typecheck pytest
 
 bench: $(VENV)/.dev
 	$(BIN)/python benchmarks/ingest_throughput.py
+	$(BIN)/python benchmarks/cold_start.py
+
+# The AWS CDK CLI, pinned in package-lock.json (only synth and deploy need it).
+node_modules/.package-lock.json: package-lock.json
+	npm ci --no-audit --no-fund
+
+# Writes cdk.out/ (layer built locally, no Docker) and lints the template.
+synth: $(VENV)/.dev node_modules/.package-lock.json
+	npx cdk synth -c environmentSuffix=$(SUFFIX) --quiet
+	$(BIN)/cfn-lint --ignore-checks W3005 -- cdk.out/Payhook-$(SUFFIX).template.json
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache var
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache var cdk.out node_modules

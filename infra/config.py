@@ -1,0 +1,190 @@
+"""Deployment settings of the payhook AWS stack: typed, defaulted, validated when built.
+
+Every value can be set from Python; the ones an operator sets per deployment can also come from
+CDK context (``-c environmentSuffix=staging``). Errors say what was given and what was expected.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aws_cdk import RemovalPolicy
+
+DEFAULT_PRODUCTION_SUFFIXES = ("prod", "production", "live")
+# Short enough that "payhook-processing-dlq-<suffix>" and every other name stays within limits.
+SUFFIX_PATTERN = re.compile(r"[a-z](?:[a-z0-9-]{0,14}[a-z0-9])?")
+# The retention periods CloudWatch Logs accepts, by days, as aws_logs.RetentionDays members.
+LOG_RETENTION_DAYS = {
+    1: "ONE_DAY", 3: "THREE_DAYS", 5: "FIVE_DAYS", 7: "ONE_WEEK", 14: "TWO_WEEKS",
+    30: "ONE_MONTH", 60: "TWO_MONTHS", 90: "THREE_MONTHS", 120: "FOUR_MONTHS",
+    150: "FIVE_MONTHS", 180: "SIX_MONTHS", 365: "ONE_YEAR", 400: "THIRTEEN_MONTHS",
+    545: "EIGHTEEN_MONTHS", 731: "TWO_YEARS", 1096: "THREE_YEARS", 1827: "FIVE_YEARS",
+    2192: "SIX_YEARS", 2557: "SEVEN_YEARS", 2922: "EIGHT_YEARS", 3288: "NINE_YEARS",
+    3653: "TEN_YEARS",
+}  # fmt: skip
+API_GATEWAY_MAX_INTEGRATION_SECONDS = 29
+
+
+class SettingsError(ValueError):
+    """A deployment setting has a value the stack cannot use."""
+
+
+def _int_between(name: str, value: object, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise SettingsError(f"{name}: got {value!r}, expected an integer from {low} to {high}")
+
+
+def _suffix(name: str, value: object) -> None:
+    if not isinstance(value, str) or not SUFFIX_PATTERN.fullmatch(value):
+        raise SettingsError(
+            f"{name}: got {value!r}, expected 1-16 lowercase letters, digits or hyphens,"
+            " starting with a letter and not ending with a hyphen"
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PayhookSettings:
+    """Everything that may differ between two payhook deployments."""
+
+    environment_suffix: str = "dev"
+    production_suffixes: tuple[str, ...] = DEFAULT_PRODUCTION_SUFFIXES
+    # None: no reserved concurrency. Reserving it takes capacity from the account's unreserved
+    # pool (AWS keeps at least 100 unreserved), so a fixed default fails in small accounts.
+    reserved_concurrency: int | None = None
+    processor_max_concurrency: int = 10
+    api_throttle_rate_per_second: int = 100
+    api_throttle_burst: int = 200
+    waf_rate_limit_per_60s: int = 600
+    receiver_timeout_seconds: int = 10
+    processor_timeout_seconds: int = 30
+    audit_timeout_seconds: int = 60
+    receiver_memory_mb: int = 512
+    processor_memory_mb: int = 512
+    audit_memory_mb: int = 256
+    log_retention_days: int | None = None  # None: 365 when production-like, else 30
+    raw_payload_retention_days: int = 30
+    secret_cache_seconds: int = 300
+    queue_age_alarm_seconds: int = 300
+    verification_failures_alarm_threshold: int = 20
+    alert_email: str | None = None
+
+    def __post_init__(self) -> None:
+        _suffix("environment_suffix", self.environment_suffix)
+        if not isinstance(self.production_suffixes, tuple):
+            raise SettingsError(
+                f"production_suffixes: got {type(self.production_suffixes).__name__},"
+                " expected a tuple of suffixes"
+            )
+        for suffix in self.production_suffixes:
+            _suffix("production_suffixes[]", suffix)
+        _int_between("processor_max_concurrency", self.processor_max_concurrency, 2, 1000)
+        if self.reserved_concurrency is not None:
+            _int_between(
+                "reserved_concurrency",
+                self.reserved_concurrency,
+                self.processor_max_concurrency,
+                10_000,
+            )
+        _int_between("api_throttle_rate_per_second", self.api_throttle_rate_per_second, 1, 10_000)
+        _int_between("api_throttle_burst", self.api_throttle_burst, 1, 5_000)
+        _int_between("waf_rate_limit_per_60s", self.waf_rate_limit_per_60s, 10, 2_000_000_000)
+        _int_between(
+            "receiver_timeout_seconds",
+            self.receiver_timeout_seconds,
+            1,
+            API_GATEWAY_MAX_INTEGRATION_SECONDS,
+        )
+        # 6x the processor timeout is the queue's visibility timeout, which SQS caps at 12 h.
+        _int_between("processor_timeout_seconds", self.processor_timeout_seconds, 1, 900)
+        _int_between("audit_timeout_seconds", self.audit_timeout_seconds, 1, 900)
+        for name in ("receiver_memory_mb", "processor_memory_mb", "audit_memory_mb"):
+            _int_between(name, getattr(self, name), 128, 10_240)
+        if self.log_retention_days is not None and self.log_retention_days not in (
+            LOG_RETENTION_DAYS
+        ):
+            raise SettingsError(
+                f"log_retention_days: got {self.log_retention_days!r}, expected one of"
+                f" {sorted(LOG_RETENTION_DAYS)}"
+            )
+        _int_between("raw_payload_retention_days", self.raw_payload_retention_days, 1, 3650)
+        _int_between("secret_cache_seconds", self.secret_cache_seconds, 0, 86_400)
+        _int_between("queue_age_alarm_seconds", self.queue_age_alarm_seconds, 60, 1_209_600)
+        _int_between(
+            "verification_failures_alarm_threshold",
+            self.verification_failures_alarm_threshold,
+            1,
+            1_000_000,
+        )
+        if self.alert_email is not None and (
+            not isinstance(self.alert_email, str)
+            or not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", self.alert_email)
+        ):
+            raise SettingsError(
+                f"alert_email: got {self.alert_email!r}, expected an e-mail address"
+            )
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment_suffix in self.production_suffixes
+
+    @property
+    def removal_policy(self) -> RemovalPolicy:
+        """Keep data and keys of production-like deployments when the stack goes away."""
+        return RemovalPolicy.RETAIN if self.is_production else RemovalPolicy.DESTROY
+
+    @property
+    def effective_log_retention_days(self) -> int:
+        if self.log_retention_days is not None:
+            return self.log_retention_days
+        return 365 if self.is_production else 30
+
+    @property
+    def processing_visibility_timeout_seconds(self) -> int:
+        # AWS guidance for SQS event sources: at least 6x the function timeout, so a message
+        # is not redelivered while the retries of one batch are still running.
+        return 6 * self.processor_timeout_seconds
+
+    def name(self, component: str) -> str:
+        """The physical name of a resource: ``payhook-<component>-<suffix>``."""
+        return f"payhook-{component}-{self.environment_suffix}"
+
+    def log_group_name(self, component: str) -> str:
+        return f"/payhook/{self.environment_suffix}/{component}"
+
+    @classmethod
+    def from_context(cls, get: Callable[[str], Any], **overrides: Any) -> PayhookSettings:
+        """Read the per-deployment values from CDK context (``node.try_get_context``)."""
+        values: dict[str, Any] = {}
+        suffix = get("environmentSuffix")
+        if suffix is not None:
+            values["environment_suffix"] = suffix
+        production = get("productionSuffixes")
+        if production is not None:
+            if isinstance(production, str):
+                production = [part.strip() for part in production.split(",") if part.strip()]
+            if not isinstance(production, list):
+                raise SettingsError(
+                    f"productionSuffixes: got {production!r}, expected a list or a"
+                    " comma-separated string"
+                )
+            values["production_suffixes"] = tuple(production)
+        reserved = get("reservedConcurrency")
+        if reserved is not None:
+            values["reserved_concurrency"] = _context_int("reservedConcurrency", reserved)
+        email = get("alertEmail")
+        if email is not None:
+            values["alert_email"] = email
+        values.update(overrides)
+        return cls(**values)
+
+
+def _context_int(name: str, value: object) -> int:
+    # `-c key=5` arrives as the string "5"; cdk.json values arrive as JSON numbers.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    raise SettingsError(f"{name}: got {value!r}, expected an integer")
