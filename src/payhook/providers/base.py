@@ -133,12 +133,15 @@ class Provider(ABC):
 
     def check_timestamp(self, timestamp: int) -> None:
         """Reject timestamps too old OR too far in the future (replay protection)."""
-        now = self.clock()
-        tolerance = self.tolerance_seconds
-        if timestamp < now - tolerance:
-            raise VerificationError("timestamp is older than the tolerance")
-        if timestamp > now + tolerance:
-            raise VerificationError("timestamp is too far in the future")
+        check_tolerance(timestamp, self.clock(), self.tolerance_seconds)
+
+
+def check_tolerance(timestamp: float, now: float, tolerance: int) -> None:
+    """A signed timestamp must lie within ``tolerance`` seconds of now, in both directions."""
+    if timestamp < now - tolerance:
+        raise VerificationError("timestamp is older than the tolerance")
+    if timestamp > now + tolerance:
+        raise VerificationError("timestamp is too far in the future")
 
 
 def _bytes(value: bytes | str) -> bytes:

@@ -24,6 +24,7 @@ from payhook.errors import PayloadError, VerificationError
 from payhook.providers.base import (
     Provider,
     any_signature_matches,
+    check_tolerance,
     dig,
     iso_timestamp,
     parse_json_object,
@@ -95,10 +96,7 @@ def verify_paddle_signature(
     expected = [paddle_signature(secret, timestamp, body) for secret in secrets]
     if not any_signature_matches(expected, received):
         raise VerificationError("no Paddle signature matches")
-    if timestamp < now - tolerance:
-        raise VerificationError("timestamp is older than the tolerance")
-    if timestamp > now + tolerance:
-        raise VerificationError("timestamp is too far in the future")
+    check_tolerance(timestamp, now, tolerance)
     return timestamp
 
 

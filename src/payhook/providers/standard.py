@@ -25,6 +25,7 @@ from payhook.providers.base import (
     Provider,
     ProviderConfig,
     any_signature_matches,
+    check_tolerance,
     parse_json_object,
 )
 
@@ -88,10 +89,7 @@ def verify_standard_signature(
     if not _DIGITS.fullmatch(raw_timestamp):
         raise VerificationError("webhook-timestamp is not a unix time")
     timestamp = int(raw_timestamp)
-    if timestamp < now - tolerance:
-        raise VerificationError("timestamp is older than the tolerance")
-    if timestamp > now + tolerance:
-        raise VerificationError("timestamp is too far in the future")
+    check_tolerance(timestamp, now, tolerance)
     expected = [
         base64.b64decode(standard_signature(key, msg_id, timestamp, request.body)[3:])
         for key in keys

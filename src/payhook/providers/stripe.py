@@ -21,6 +21,7 @@ from payhook.errors import PayloadError, VerificationError
 from payhook.providers.base import (
     Provider,
     any_signature_matches,
+    check_tolerance,
     parse_json_object,
     require_str,
 )
@@ -64,10 +65,7 @@ def verify_stripe_signature(
     expected = [stripe_signature(secret, timestamp, body) for secret in secrets]
     if not any_signature_matches(expected, received):
         raise VerificationError("no Stripe signature matches")
-    if timestamp < now - tolerance:
-        raise VerificationError("timestamp is older than the tolerance")
-    if timestamp > now + tolerance:
-        raise VerificationError("timestamp is too far in the future")
+    check_tolerance(timestamp, now, tolerance)
     return timestamp
 
 
