@@ -17,14 +17,13 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from payhook.backends.aws.audit import MAX_ENTRIES_PER_APPEND, DynamoAuditLog
-from payhook.backends.aws.clients import AwsClients, default_clients
+from payhook.backends.aws.clients import AwsClients
 from payhook.backends.aws.events import EventPublisher
-from payhook.backends.aws.settings import load_settings
 from payhook.backends.aws.streams import read_record
 from payhook.core.audit import Change
 from payhook.core.clock import Clock, system_clock
 from payhook.errors import ConcurrencyError
-from payhook.runtimes.aws_lambda.logs import configure_logging
+from payhook.runtimes.aws_lambda.coldstart import cold_start
 from payhook.service.audit import record_changes
 
 log = logging.getLogger("payhook.aws.audit")
@@ -59,13 +58,10 @@ class StreamAuditor:
         clients: AwsClients | None = None,
         clock: Clock = system_clock,
     ) -> StreamAuditor:
-        settings = load_settings(environ, REQUIRED)
-        if "AWS_LAMBDA_FUNCTION_NAME" in environ:
-            configure_logging(settings.service_name, settings.environment)
-        clients = clients or default_clients()
+        start = cold_start(environ, REQUIRED, clients)
         return cls(
-            DynamoAuditLog(clients.dynamodb, table=settings.audit_table),
-            EventPublisher(clients.events, bus_name=settings.event_bus_name),
+            DynamoAuditLog(start.clients.dynamodb, table=start.settings.audit_table),
+            EventPublisher(start.clients.events, bus_name=start.settings.event_bus_name),
             clock,
         )
 

@@ -14,13 +14,12 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from payhook.backends.aws.clients import AwsClients, default_clients
+from payhook.backends.aws.clients import AwsClients
 from payhook.backends.aws.payments import DynamoProcessingStore
 from payhook.backends.aws.secrets import ProviderSecret
-from payhook.backends.aws.settings import load_settings
 from payhook.core.clock import Clock, system_clock
 from payhook.errors import PayloadError
-from payhook.runtimes.aws_lambda.logs import configure_logging
+from payhook.runtimes.aws_lambda.coldstart import cold_start
 from payhook.service.process import Processor
 
 log = logging.getLogger("payhook.aws.processor")
@@ -61,22 +60,14 @@ class SqsProcessor:
         clients: AwsClients | None = None,
         clock: Clock = system_clock,
     ) -> SqsProcessor:
-        settings = load_settings(environ, REQUIRED)
-        if "AWS_LAMBDA_FUNCTION_NAME" in environ:
-            configure_logging(settings.service_name, settings.environment)
-        clients = clients or default_clients()
-        secret = ProviderSecret(
-            clients.secretsmanager,
-            settings.providers_secret_arn,
-            cache_seconds=settings.secret_cache_seconds,
-            clock=clock,
-        )
+        start = cold_start(environ, REQUIRED, clients)
+        settings = start.settings
         store = DynamoProcessingStore(
-            clients.dynamodb,
+            start.clients.dynamodb,
             webhooks_table=settings.webhooks_table,
             payments_table=settings.payments_table,
         )
-        return cls(secret, store, clock, settings.max_receive_count)
+        return cls(start.provider_secret(clock), store, clock, settings.max_receive_count)
 
     def handle(self, event: Mapping[str, Any]) -> dict[str, Any]:
         # Without providers nothing in the batch can succeed: fail it whole (it is retried).

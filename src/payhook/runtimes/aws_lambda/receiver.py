@@ -13,9 +13,9 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from payhook.backends.aws.clients import AwsClients, default_clients
+from payhook.backends.aws.clients import AwsClients
 from payhook.backends.aws.secrets import ProviderSecret
-from payhook.backends.aws.settings import AwsSettings, load_settings
+from payhook.backends.aws.settings import AwsSettings
 from payhook.backends.aws.webhooks import DynamoWebhookStore
 from payhook.core.clock import Clock, system_clock
 from payhook.core.ports import WebhookStore
@@ -27,7 +27,7 @@ from payhook.errors import (
     VerificationError,
 )
 from payhook.runtimes.aws_lambda import apigateway as api
-from payhook.runtimes.aws_lambda.logs import configure_logging
+from payhook.runtimes.aws_lambda.coldstart import cold_start
 from payhook.service.ingest import Ingest
 
 log = logging.getLogger("payhook.aws.receiver")
@@ -57,25 +57,17 @@ class Receiver:
         clock: Clock = system_clock,
     ) -> Receiver:
         """Cold start: validate settings and create clients (no network call)."""
-        settings = load_settings(environ, REQUIRED)
-        if "AWS_LAMBDA_FUNCTION_NAME" in environ:
-            configure_logging(settings.service_name, settings.environment)
-        clients = clients or default_clients()
-        secret = ProviderSecret(
-            clients.secretsmanager,
-            settings.providers_secret_arn,
-            cache_seconds=settings.secret_cache_seconds,
-            clock=clock,
-        )
+        start = cold_start(environ, REQUIRED, clients)
+        settings = start.settings
         store = DynamoWebhookStore(
-            clients.dynamodb,
-            clients.sqs,
+            start.clients.dynamodb,
+            start.clients.sqs,
             table=settings.webhooks_table,
             queue_url=settings.queue_url,
             retention_seconds=settings.raw_payload_retention_seconds,
             clock=clock,
         )
-        return cls(settings, secret, store, clock)
+        return cls(settings, start.provider_secret(clock), store, clock)
 
     def handle(self, event: Mapping[str, Any]) -> dict[str, Any]:
         name = api.provider_name(event)
