@@ -31,6 +31,7 @@ class ServerSettings:
 @dataclass(frozen=True, slots=True)
 class StorageSettings:
     path: str = "var/payhook.db"
+    checkpoint_interval_seconds: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,9 @@ class ProcessingSettings:
     batch_size: int = 25
     poll_interval_seconds: float = 0.05
     retry_base_seconds: float = 1.0
+    # While webhooks are arriving, workers let the acknowledgment path go first, as long as
+    # the oldest queued message is younger than this; past it they process at full speed.
+    max_lag_seconds: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)

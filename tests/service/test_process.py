@@ -26,6 +26,7 @@ from payhook.backends.sqlite import (
     Transaction,
     initialize,
 )
+from payhook.backends.sqlite.schema import ENQUEUE
 from payhook.core.ledger import PaymentRecord, PaymentStatus
 from payhook.core.model import StoredWebhook, WebhookRequest, webhook_id_for
 from payhook.core.ports import ProcessingCommit
@@ -61,7 +62,7 @@ class Pipeline:
         self.provider = StripeProvider(ProviderConfig("stripe", "stripe", (SECRET,)), clock)
         self.providers = {"stripe": self.provider}
         self.ingest = Ingest(self.providers, clock)
-        self.writer = GroupCommitWriter(path, clock)
+        self.writer = GroupCommitWriter(path)
         self.writer.start()
         self.store = SqliteStore(path)
         self.queue = SqliteQueue(path, visibility_timeout=VISIBILITY_TIMEOUT, clock=clock)
@@ -161,10 +162,7 @@ def test_a_message_redelivered_after_the_commit_has_no_second_effect(
     before = pipeline.payment()
     # As SQS does when the delete is lost: the same message comes back.
     with Transaction(pipeline.store.conn) as conn:
-        conn.execute(
-            "INSERT INTO queue (webhook_id, visible_at, enqueued_at) VALUES (?, ?, ?)",
-            (webhook_id, clock(), clock()),
-        )
+        conn.execute(ENQUEUE, (clock(), clock(), webhook_id))
     assert [r.outcome for r in pipeline.work()] == [Outcome.ALREADY_PROCESSED]
     assert pipeline.queue.depth() == 0
     assert pipeline.payment() == before

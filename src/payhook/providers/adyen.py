@@ -81,7 +81,7 @@ def signing_string(item: dict[str, Any]) -> bytes:
 
 def adyen_signature(key: bytes, item: dict[str, Any]) -> str:
     """Base64 HMAC-SHA256 of one notification item (``additionalData`` is not signed)."""
-    return base64.b64encode(hmac.new(key, signing_string(item), hashlib.sha256).digest()).decode()
+    return base64.b64encode(hmac.digest(key, signing_string(item), hashlib.sha256)).decode()
 
 
 def verify_notification_item(item: object, keys: list[bytes]) -> dict[str, Any]:
@@ -95,7 +95,7 @@ def verify_notification_item(item: object, keys: list[bytes]) -> dict[str, Any]:
     if not signature.isascii():
         raise VerificationError("hmacSignature is not base64")
     message = signing_string(item)
-    expected = [base64.b64encode(hmac.new(k, message, hashlib.sha256).digest()) for k in keys]
+    expected = [base64.b64encode(hmac.digest(k, message, hashlib.sha256)) for k in keys]
     if not any_signature_matches(expected, [signature]):
         raise VerificationError("no Adyen hmacSignature matches")
     return item

@@ -58,7 +58,7 @@ _MAX_FORM_FIELDS = 20
 def braintree_signature(private_key: str, data: bytes) -> str:
     """Hex HMAC-SHA1 keyed with SHA1(private key), as braintree-python's ``Crypto``."""
     key = hashlib.sha1(private_key.encode()).digest()  # noqa: S324 - Braintree's scheme
-    return hmac.new(key, data, hashlib.sha1).hexdigest()
+    return hmac.digest(key, data, hashlib.sha1).hex()
 
 
 def _form_fields(body: bytes) -> tuple[str, str]:

@@ -35,7 +35,7 @@ K = PaymentEventKind
 
 
 def checkout_signature(key: str, body: bytes) -> str:
-    return hmac.new(key.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.digest(key.encode(), body, hashlib.sha256).hex()
 
 
 def verify_checkout_signature(

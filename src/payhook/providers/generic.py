@@ -255,7 +255,7 @@ class GenericHmacProvider(Provider):
         return b"".join(chunks)
 
     def mac(self, secret: str, content: bytes) -> bytes:
-        return hmac.new(secret.encode(), content, ALGORITHMS[self.algorithm]).digest()
+        return hmac.digest(secret.encode(), content, ALGORITHMS[self.algorithm])
 
     def sign(self, secret: str, content: bytes) -> str:
         """The signature header value for ``content`` (prefix included)."""

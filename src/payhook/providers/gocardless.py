@@ -52,7 +52,7 @@ _REFUND_TYPES = {"refunds.created", "refunds.paid", "refunds.refund_settled"}
 
 
 def gocardless_signature(secret: str, body: bytes) -> str:
-    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.digest(secret.encode(), body, hashlib.sha256).hex()
 
 
 def verify_gocardless_signature(body: bytes, header: str | None, secrets: tuple[str, ...]) -> None:

@@ -47,7 +47,7 @@ _RESOURCE = {
 
 
 def lemonsqueezy_signature(secret: str, body: bytes) -> str:
-    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.digest(secret.encode(), body, hashlib.sha256).hex()
 
 
 def derived_event_id(body: bytes) -> str:

@@ -61,7 +61,7 @@ _REFUND_TYPES = {"refund.refunded"}
 
 
 def mollie_signature(secret: str, body: bytes) -> str:
-    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.digest(secret.encode(), body, hashlib.sha256).hex()
 
 
 def verify_mollie_signature(body: bytes, header: str, secrets: tuple[str, ...]) -> None:

@@ -39,7 +39,7 @@ K = PaymentEventKind
 
 
 def razorpay_signature(secret: str, body: bytes) -> str:
-    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.digest(secret.encode(), body, hashlib.sha256).hex()
 
 
 def verify_razorpay_signature(body: bytes, header: str | None, secrets: tuple[str, ...]) -> None:

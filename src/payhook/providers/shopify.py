@@ -45,7 +45,7 @@ _DISPUTE_KINDS = {
 
 
 def shopify_signature(secret: str, body: bytes) -> str:
-    mac = hmac.new(secret.encode(), body, hashlib.sha256).digest()
+    mac = hmac.digest(secret.encode(), body, hashlib.sha256)
     return base64.b64encode(mac).decode()
 
 

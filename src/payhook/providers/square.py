@@ -36,7 +36,7 @@ K = PaymentEventKind
 
 
 def square_signature(key: str, notification_url: str, body: bytes) -> str:
-    mac = hmac.new(key.encode(), notification_url.encode() + body, hashlib.sha256).digest()
+    mac = hmac.digest(key.encode(), notification_url.encode() + body, hashlib.sha256)
     return base64.b64encode(mac).decode()
 
 

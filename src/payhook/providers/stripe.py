@@ -32,7 +32,7 @@ K = PaymentEventKind
 
 
 def stripe_signature(secret: str, timestamp: int, body: bytes) -> str:
-    return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return hmac.digest(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hex()
 
 
 def parse_signature_header(header: str) -> tuple[int, list[str]]:

@@ -17,8 +17,10 @@ from payhook.backends.sqlite import (
     SqliteAuditLog,
     SqliteQueue,
     SqliteStore,
+    connect,
     initialize,
 )
+from payhook.backends.sqlite.schema import checkpoint
 from payhook.config import Settings
 from payhook.core.clock import Clock, system_clock
 from payhook.errors import ConcurrencyError, StorageUnavailableError
@@ -46,7 +48,7 @@ class EmbeddedRuntime:
             providers if providers is not None else build_providers(settings.providers, clock)
         )
         self.ingest = Ingest(self.providers, clock)
-        self.writer = GroupCommitWriter(self.path, clock)
+        self.writer = GroupCommitWriter(self.path)
         # Built here so a bad outbox URL or secret fails before anything starts.
         self.forwarder = (
             OutboxForwarder(self.path, settings.outbox, clock)
@@ -74,6 +76,7 @@ class EmbeddedRuntime:
         for index in range(self.settings.server.workers):
             self._spawn(self._process_loop, f"payhook-worker-{index}")
         self._spawn(self._audit_loop, "payhook-audit")
+        self._spawn(self._checkpoint_loop, "payhook-checkpoint")
         if self.forwarder is not None:
             self._spawn(functools.partial(self.forwarder.run, self._stop), "payhook-forwarder")
 
@@ -139,6 +142,17 @@ class EmbeddedRuntime:
         self._wakeup.wait(self.settings.processing.poll_interval_seconds)
         self._wakeup.clear()
 
+    def _yield_to_ingest(self, store: SqliteStore) -> None:
+        """Acknowledging a webhook is what a provider waits for (and times out on); processing
+        it is not. While webhooks keep arriving, pause between batches, unless the backlog's
+        oldest message is already ``max_lag_seconds`` old: then keep up at full speed."""
+        quiet, step = 0.02, 0.005
+        max_lag = self.settings.processing.max_lag_seconds
+        while not self._stop.is_set() and time.monotonic() - self.writer.last_ingest < quiet:
+            if store.oldest_queued_age(self.clock()) >= max_lag:
+                return
+            self._stop.wait(step)
+
     def _process_loop(self) -> None:
         settings = self.settings.processing
         queue = SqliteQueue(
@@ -151,6 +165,7 @@ class EmbeddedRuntime:
         store = SqliteStore(self.path, writer=self.writer)
         processor = Processor(self.providers, store, self.clock)
         while not self._stop.is_set():
+            self._yield_to_ingest(store)
             try:
                 messages = queue.receive(settings.batch_size)
             except Exception:
@@ -221,6 +236,16 @@ class EmbeddedRuntime:
         except Exception:
             log.exception("could not record the failure; the timeout will retry")
 
+    def _checkpoint_loop(self) -> None:
+        conn = connect(self.path)
+        while not self._stop.wait(self.settings.storage.checkpoint_interval_seconds):
+            try:
+                checkpoint(conn)
+            except Exception:
+                log.exception("checkpoint failed; retrying")
+        checkpoint(conn)
+        conn.close()
+
     def _audit_loop(self) -> None:
         audit = SqliteAuditLog(self.path, writer=self.writer)
         while True:
@@ -231,6 +256,10 @@ class EmbeddedRuntime:
                 drained = 0
                 self._stop.wait(1.0)
             if drained:
+                if not self._stop.is_set() and (
+                    time.monotonic() - self.writer.last_ingest < 0.02
+                ):  # the audit trail may lag while webhooks arrive; acknowledgments may not
+                    self._stop.wait(0.01)
                 continue
             if self._stop.is_set():
                 break

@@ -25,16 +25,17 @@ class PreparedDelivery:
             IngestOutcome(w.webhook_id, w.event_id, dup)
             for w, dup in zip(self.webhooks, duplicates, strict=True)
         ]
-        for outcome, webhook in zip(outcomes, self.webhooks, strict=True):
-            log.debug(
-                "webhook accepted",
-                extra={
-                    "provider": webhook.provider,
-                    "webhook_id": webhook.webhook_id,
-                    "event_type": webhook.event_type,
-                    "duplicate": outcome.duplicate,
-                },
-            )
+        if log.isEnabledFor(logging.DEBUG):  # per-webhook detail; the audit trail has it all
+            for outcome, webhook in zip(outcomes, self.webhooks, strict=True):
+                log.debug(
+                    "webhook accepted",
+                    extra={
+                        "provider": webhook.provider,
+                        "webhook_id": webhook.webhook_id,
+                        "event_type": webhook.event_type,
+                        "duplicate": outcome.duplicate,
+                    },
+                )
         return self.provider.acknowledge(outcomes)
 
 

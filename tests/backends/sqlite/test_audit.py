@@ -22,7 +22,7 @@ from tests.conftest import FakeClock
 @pytest.fixture
 def audit(db_path: str, clock: FakeClock) -> SqliteAuditLog:
     initialize(db_path)
-    writer = GroupCommitWriter(db_path, clock)
+    writer = GroupCommitWriter(db_path)
     writer.start()
     webhooks = [stored(clock) for _ in range(3)]
     writer.store(webhooks)

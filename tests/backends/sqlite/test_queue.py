@@ -12,7 +12,7 @@ from tests.conftest import FakeClock
 @pytest.fixture
 def queue(db_path: str, clock: FakeClock):
     initialize(db_path)
-    writer = GroupCommitWriter(db_path, clock)
+    writer = GroupCommitWriter(db_path)
     writer.start()
     writer.store([stored(clock) for _ in range(3)])
     writer.stop()

@@ -16,7 +16,7 @@ from tests.conftest import FakeClock
 @pytest.fixture
 def writer(db_path: str, clock: FakeClock):
     initialize(db_path)
-    w = GroupCommitWriter(db_path, clock)
+    w = GroupCommitWriter(db_path)
     w.start()
     yield w
     w.stop()
@@ -106,14 +106,14 @@ def test_a_failed_commit_is_reported_and_leaves_nothing_half_written(
 
 def test_a_stopped_writer_refuses_instead_of_hanging(db_path: str, clock: FakeClock) -> None:
     initialize(db_path)
-    w = GroupCommitWriter(db_path, clock)
+    w = GroupCommitWriter(db_path)
     with pytest.raises(StorageUnavailableError):
         w.store([stored(clock)])
 
 
 def test_stop_commits_what_was_queued(db_path: str, clock: FakeClock) -> None:
     initialize(db_path)
-    w = GroupCommitWriter(db_path, clock)
+    w = GroupCommitWriter(db_path)
     w.start()
     futures = [w.submit([stored(clock)]) for _ in range(50)]
     w.stop()
@@ -182,4 +182,16 @@ def test_a_failing_call_undoes_only_its_own_writes(
 def test_a_call_on_a_stopped_writer_is_refused(db_path: str, clock: FakeClock) -> None:
     initialize(db_path)
     with pytest.raises(StorageUnavailableError):
-        GroupCommitWriter(db_path, clock).call(_insert_marker("x"))
+        GroupCommitWriter(db_path).call(_insert_marker("x"))
+
+
+def test_a_call_mixing_stored_and_new_webhooks_flags_each_correctly(
+    writer: GroupCommitWriter, db_path: str, clock: FakeClock
+) -> None:
+    old = [stored(clock) for _ in range(3)]
+    writer.store(old)
+    new = [stored(clock) for _ in range(4)]
+    mixed = [new[0], old[1], new[1], old[0], new[2], new[2], old[2], new[3]]
+    assert writer.store(mixed) == [False, True, False, True, False, True, True, False]
+    assert _count(db_path, "webhooks") == 7
+    assert _count(db_path, "queue") == 7

@@ -11,7 +11,13 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from payhook.backends.sqlite.schema import Transaction, WriteExecutor, connect, run_write
+from payhook.backends.sqlite.schema import (
+    ENQUEUE,
+    Transaction,
+    WriteExecutor,
+    connect,
+    run_write,
+)
 from payhook.core.clock import Clock, system_clock
 
 
@@ -144,10 +150,7 @@ class SqliteQueue:
                     "WHERE webhook_id = ? AND status = 'dead'",
                     (webhook_id,),
                 )
-                conn.execute(
-                    "INSERT INTO queue (webhook_id, visible_at, enqueued_at) VALUES (?, ?, ?)",
-                    (webhook_id, now, now),
-                )
+                conn.execute(ENQUEUE, (now, now, webhook_id))
                 moved.append(webhook_id)
         return moved
 
@@ -162,12 +165,5 @@ class SqliteQueue:
             if not found:
                 return False
             conn.execute("DELETE FROM dead_letters WHERE webhook_id = ?", (webhook_id,))
-            queued = conn.execute(
-                "SELECT 1 FROM queue WHERE webhook_id = ?", (webhook_id,)
-            ).fetchone()
-            if not queued:
-                conn.execute(
-                    "INSERT INTO queue (webhook_id, visible_at, enqueued_at) VALUES (?, ?, ?)",
-                    (webhook_id, now, now),
-                )
+            conn.execute(ENQUEUE, (now, now, webhook_id))  # unless it is queued already
         return True

@@ -36,15 +36,16 @@ CREATE TABLE IF NOT EXISTS webhooks (
 CREATE INDEX IF NOT EXISTS webhooks_by_status ON webhooks (status, received_at);
 CREATE INDEX IF NOT EXISTS webhooks_by_provider ON webhooks (provider, received_at);
 
+-- A message's id is its webhook's rowid: at most one message per webhook, and no index on
+-- the random webhook id to update for every message (an insert touches appended pages only).
 CREATE TABLE IF NOT EXISTS queue (
-    message_id    INTEGER PRIMARY KEY AUTOINCREMENT,
+    message_id    INTEGER PRIMARY KEY,
     webhook_id    TEXT NOT NULL,
     visible_at    REAL NOT NULL,
     receive_count INTEGER NOT NULL DEFAULT 0,
     enqueued_at   REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS queue_by_visibility ON queue (visible_at, message_id);
-CREATE INDEX IF NOT EXISTS queue_by_webhook ON queue (webhook_id);
 
 CREATE TABLE IF NOT EXISTS dead_letters (
     webhook_id    TEXT PRIMARY KEY,
@@ -103,6 +104,11 @@ CREATE TABLE IF NOT EXISTS audit_head (
     hash TEXT NOT NULL
 );
 
+-- Storing a webhook schedules its processing: the two cannot be separated.
+CREATE TRIGGER IF NOT EXISTS webhooks_enqueued AFTER INSERT ON webhooks BEGIN
+    INSERT INTO queue (message_id, webhook_id, visible_at, enqueued_at)
+    VALUES (NEW.rowid, NEW.webhook_id, NEW.received_at, NEW.received_at);
+END;
 CREATE TRIGGER IF NOT EXISTS webhooks_inserted AFTER INSERT ON webhooks BEGIN
     INSERT INTO changes (entity, entity_key, action, data) VALUES (
         'webhook', NEW.webhook_id, 'insert',
@@ -147,11 +153,31 @@ def connect(
         )
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+        conn.execute("PRAGMA cache_size=-32768")  # 32 MiB: the webhook-id index is random
+        if durable:
+            # The group writer never checkpoints on commit (a checkpoint there stalls every
+            # waiting request); the embedded runtime checkpoints from another thread.
+            conn.execute("PRAGMA wal_autocheckpoint=0")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.row_factory = sqlite3.Row
     except (sqlite3.Error, OSError) as exc:
         raise StorageUnavailableError(f"cannot open database {db_path}: {exc}") from exc
     return conn
+
+
+ENQUEUE = (
+    "INSERT INTO queue (message_id, webhook_id, visible_at, enqueued_at)"
+    " SELECT rowid, webhook_id, ?, ? FROM webhooks WHERE webhook_id = ?"
+    " ON CONFLICT (message_id) DO NOTHING"
+)
+"""Queue a stored webhook again (replay, redrive): parameters now, now, webhook id."""
+
+DEQUEUE = "DELETE FROM queue WHERE message_id = (SELECT rowid FROM webhooks WHERE webhook_id = ?)"
+
+
+def checkpoint(conn: sqlite3.Connection) -> None:
+    """Copy committed WAL frames into the database without blocking the writer."""
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
 
 def initialize(path: str | Path) -> None:

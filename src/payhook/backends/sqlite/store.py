@@ -6,9 +6,11 @@ import functools
 import json
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from payhook.backends.sqlite.schema import WriteExecutor, connect, run_write
+from payhook.backends.sqlite.schema import DEQUEUE, WriteExecutor, connect, run_write
 from payhook.core.ledger import PaymentRecord
 from payhook.core.model import StoredWebhook, WebhookStatus
 from payhook.core.ports import ProcessingCommit
@@ -70,7 +72,7 @@ class SqliteStore:
         return PaymentRecord.from_dict(json.loads(row["record"])) if row else None
 
     def commit(self, commit: ProcessingCommit) -> bool:
-        return run_write(self.conn, self.writer, functools.partial(_apply_commit, commit))
+        return run_write(self.conn, self.writer, functools.partial(_apply_commit, _rows(commit)))
 
     def commit_many(self, commits: Sequence[ProcessingCommit]) -> list[bool | Exception]:
         """Commit several plans, each all-or-nothing on its own; through the writer they share
@@ -83,7 +85,9 @@ class SqliteStore:
                 except Exception as exc:
                     outcomes.append(exc)
             return outcomes
-        futures = [self.writer.submit_call(functools.partial(_apply_commit, c)) for c in commits]
+        futures = [
+            self.writer.submit_call(functools.partial(_apply_commit, _rows(c))) for c in commits
+        ]
         results: list[bool | Exception] = []
         for future in futures:
             try:
@@ -139,6 +143,13 @@ class SqliteStore:
         ).fetchall()
         return [PaymentRecord.from_dict(json.loads(r["record"])) for r in rows]
 
+    def oldest_queued_age(self, now: float) -> float:
+        """Seconds since the oldest queued message was enqueued (0.0 when the queue is empty)."""
+        row = self.conn.execute(
+            "SELECT enqueued_at FROM queue ORDER BY message_id LIMIT 1"
+        ).fetchone()
+        return max(0.0, now - row[0]) if row else 0.0
+
     def counts(self) -> dict[str, int]:
         result = {s.value: 0 for s in WebhookStatus}
         for row in self.conn.execute("SELECT status, count(*) FROM webhooks GROUP BY status"):
@@ -148,55 +159,81 @@ class SqliteStore:
         return result
 
 
-def _apply_commit(commit: ProcessingCommit, conn: sqlite3.Connection) -> bool:
+@dataclass(frozen=True, slots=True)
+class _CommitRows:
+    """A processing commit as SQL parameters, serialized before it reaches the writer thread
+    (the single writer should spend its time in SQLite, not in json.dumps)."""
+
+    webhook_id: str
+    processed_at: float
+    payments: list[tuple[Any, ...]]  # values + expected version
+    outbox: list[tuple[str, str, float, float]]
+
+
+def _rows(commit: ProcessingCommit) -> _CommitRows:
+    payments = []
+    for write in commit.payments:
+        record, expected = write.record, write.expected_version
+        data = record.to_dict()
+        data["version"] = expected + 1
+        payments.append(
+            (
+                str(record.status),
+                record.currency,
+                record.amount,
+                record.amount_refunded,
+                record.updated_at,
+                expected + 1,
+                json.dumps(data),
+                record.provider,
+                record.payment_id,
+                expected,
+            )
+        )
+    outbox = [
+        (event["id"], json.dumps(event), commit.processed_at, commit.processed_at)
+        for event in commit.published
+    ]
+    return _CommitRows(commit.webhook_id, commit.processed_at, payments, outbox)
+
+
+def _apply_commit(rows: _CommitRows, conn: sqlite3.Connection) -> bool:
     """The processing commit, inside the caller's transaction or savepoint."""
     marked = conn.execute(
         "UPDATE webhooks SET status = 'processed', processed_at = ?, error = NULL,"
         " attempts = attempts + 1 WHERE webhook_id = ? AND status = 'received'",
-        (commit.processed_at, commit.webhook_id),
+        (rows.processed_at, rows.webhook_id),
     ).rowcount
     if not marked:  # nothing was written: no rollback needed
         return False
-    for write in commit.payments:
-        _write_payment(conn, write.record, write.expected_version)
-    for event in commit.published:
-        conn.execute(
+    for values in rows.payments:
+        _write_payment(conn, values)
+    if rows.outbox:
+        conn.executemany(
             "INSERT INTO outbox (event_id, body, created_at, next_attempt_at)"
             " VALUES (?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
-            (event["id"], json.dumps(event), commit.processed_at, commit.processed_at),
+            rows.outbox,
         )
-    conn.execute("DELETE FROM queue WHERE webhook_id = ?", (commit.webhook_id,))
+    conn.execute(DEQUEUE, (rows.webhook_id,))
     return True
 
 
-def _write_payment(conn: sqlite3.Connection, record: PaymentRecord, expected: int) -> None:
-    version = expected + 1
-    data = record.to_dict()
-    data["version"] = version
-    values = (
-        str(record.status),
-        record.currency,
-        record.amount,
-        record.amount_refunded,
-        record.updated_at,
-        version,
-        json.dumps(data),
-        record.provider,
-        record.payment_id,
-    )
+def _write_payment(conn: sqlite3.Connection, values: tuple[Any, ...]) -> None:
+    *columns, expected = values
     if expected == 0:
         cursor = conn.execute(
             "INSERT INTO payments (status, currency, amount, amount_refunded, updated_at,"
             " version, record, provider, payment_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (provider, payment_id) DO NOTHING",
-            values,
+            columns,
         )
     else:
         cursor = conn.execute(
             "UPDATE payments SET status = ?, currency = ?, amount = ?, amount_refunded = ?,"
             " updated_at = ?, version = ?, record = ? WHERE provider = ? AND payment_id = ?"
             " AND version = ?",
-            (*values, expected),
+            values,
         )
     if cursor.rowcount != 1:
-        raise ConcurrencyError(f"payment {record.provider}/{record.payment_id} changed")
+        provider, payment_id = columns[-2], columns[-1]
+        raise ConcurrencyError(f"payment {provider}/{payment_id} changed")

@@ -18,6 +18,7 @@ import logging
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -25,7 +26,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from payhook.backends.sqlite.schema import Transaction, connect
-from payhook.core.clock import Clock, system_clock
 from payhook.core.model import StoredWebhook
 from payhook.errors import StorageUnavailableError
 
@@ -52,81 +52,84 @@ class _Request:
     loop: asyncio.AbstractEventLoop | None = None
 
 
-def _chunks(items: list[str], size: int) -> list[list[str]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
-
-
 def insert_webhooks(
-    conn: sqlite3.Connection, groups: Sequence[Sequence[StoredWebhook]], now: float
+    conn: sqlite3.Connection, groups: Sequence[Sequence[StoredWebhook]]
 ) -> list[list[bool]]:
-    """Insert webhooks and their queue rows inside the caller's transaction.
+    """Insert webhooks (a trigger queues each one); returns duplicate flags per group.
 
-    Returns duplicate flags per group. A webhook already stored, or seen earlier in the same
-    call, is a duplicate and gets no second queue row.
+    A webhook already stored, or seen earlier in the same call, is a duplicate and gets no
+    second queue row. Outside a transaction, a call of at most ``_ROWS_PER_STATEMENT``
+    webhooks is ONE statement, so it commits atomically on its own.
     """
-    ids = list(dict.fromkeys(w.webhook_id for group in groups for w in group))
-    existing: set[str] = set()
-    for chunk in _chunks(ids, _ROWS_PER_STATEMENT):
-        marks = ",".join("?" * len(chunk))
-        rows = conn.execute(
-            f"SELECT webhook_id FROM webhooks WHERE webhook_id IN ({marks})",  # noqa: S608
-            chunk,
-        ).fetchall()
-        existing.update(row[0] for row in rows)
     fresh: dict[str, StoredWebhook] = {}
+    for group in groups:
+        for w in group:
+            fresh.setdefault(w.webhook_id, w)
+    new = list(fresh.values())
+    stored_now: set[str] = set()
+    for start in range(0, len(new), _ROWS_PER_STATEMENT):
+        batch = new[start : start + _ROWS_PER_STATEMENT]
+        stored_now |= _insert_or_ignore(conn, batch)
     flags: list[list[bool]] = []
     for group in groups:
         group_flags = []
         for w in group:
-            duplicate = w.webhook_id in existing or w.webhook_id in fresh
-            if not duplicate:
-                fresh[w.webhook_id] = w
-            group_flags.append(duplicate)
+            group_flags.append(w.webhook_id not in stored_now)
+            stored_now.discard(w.webhook_id)  # a second mention in this call is a duplicate
         flags.append(group_flags)
-    new = list(fresh.values())
-    for start in range(0, len(new), _ROWS_PER_STATEMENT):
-        batch = new[start : start + _ROWS_PER_STATEMENT]
-        params: list[object] = []
-        for w in batch:
-            params += (
-                w.webhook_id,
-                w.provider,
-                w.provider_type,
-                w.event_id,
-                w.event_type,
-                "received",
-                int(w.verified),
-                w.payload,
-                w.received_at,
-                w.occurred_at,
-            )
-        conn.execute(
-            f"INSERT INTO webhooks ({_WEBHOOK_COLUMNS}) VALUES "  # noqa: S608
-            + ",".join(["(?,?,?,?,?,?,?,?,?,?)"] * len(batch)),
-            params,
-        )
-        conn.execute(
-            "INSERT INTO queue (webhook_id, visible_at, enqueued_at) VALUES "  # noqa: S608
-            + ",".join(["(?,?,?)"] * len(batch)),
-            [value for w in batch for value in (w.webhook_id, now, now)],
-        )
     return flags
+
+
+def _insert_or_ignore(conn: sqlite3.Connection, batch: list[StoredWebhook]) -> set[str]:
+    """Insert what is not stored yet; returns the ids this statement inserted."""
+    params: list[object] = []
+    for w in batch:
+        params += (
+            w.webhook_id,
+            w.provider,
+            w.provider_type,
+            w.event_id,
+            w.event_type,
+            "received",
+            int(w.verified),
+            w.payload,
+            w.received_at,
+            w.occurred_at,
+        )
+    cursor = conn.execute(
+        f"INSERT OR IGNORE INTO webhooks ({_WEBHOOK_COLUMNS}) VALUES "  # noqa: S608
+        + ",".join(["(?,?,?,?,?,?,?,?,?,?)"] * len(batch)),
+        params,
+    )
+    inserted = cursor.rowcount
+    if inserted == len(batch):  # the common case: nothing was stored before
+        return {w.webhook_id for w in batch}
+    if inserted == 0:
+        return set()
+    # Some were duplicates. SQLite gives each inserted row the next rowid (one past the
+    # largest), so the rows this statement inserted are the last ``inserted`` rowids.
+    first_new = (cursor.lastrowid or 0) - inserted + 1
+    marks = ",".join("?" * len(batch))
+    rows = conn.execute(
+        f"SELECT webhook_id FROM webhooks WHERE rowid >= ? AND webhook_id IN ({marks})",  # noqa: S608
+        [first_new, *(w.webhook_id for w in batch)],
+    ).fetchall()
+    return {row[0] for row in rows}
 
 
 class GroupCommitWriter:
     """The embedded ``WebhookStore``: thread-safe, usable from threads and from asyncio."""
 
-    def __init__(
-        self, path: str | Path, clock: Clock = system_clock, max_group: int = 1000
-    ) -> None:
+    def __init__(self, path: str | Path, max_group: int = 1000) -> None:
         self.path = path
-        self.clock = clock
         self.max_group = max_group
         self._requests: queue.SimpleQueue[_Request | _Call | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
         self.groups = 0
         self.webhooks = 0
+        #: time.monotonic() of the last commit that stored webhooks (0.0: none yet).
+        self.last_ingest = 0.0
         #: Called after each commit that enqueued webhooks (the runtime wakes its workers).
         self.on_commit: Callable[[], None] | None = None
 
@@ -208,10 +211,16 @@ class GroupCommitWriter:
         calls = [item for item in group if isinstance(item, _Call)]
         outcome: list[list[bool]] | BaseException
         results: list[tuple[bool, Any]] = []
+        batches = [r.webhooks for r in requests]
         try:
-            with Transaction(self._conn) as conn:
-                outcome = insert_webhooks(conn, [r.webhooks for r in requests], self.clock())
-                results = [_in_savepoint(conn, call.fn) for call in calls]
+            if not calls and sum(len(b) for b in batches) <= _ROWS_PER_STATEMENT:
+                # Ingest alone is one INSERT: it commits (durably) by itself, and each SQLite
+                # call the writer saves is a GIL hand-off it does not wait for under load.
+                outcome = insert_webhooks(self._conn, batches)
+            else:
+                with Transaction(self._conn) as conn:
+                    outcome = insert_webhooks(conn, batches)
+                    results = [_in_savepoint(conn, call.fn) for call in calls]
         except Exception as exc:  # every waiter must hear back, whatever went wrong
             log.error("group commit failed", extra={"requests": len(group), "error": str(exc)})
             outcome = StorageUnavailableError(f"storage unavailable: {exc}")
@@ -219,6 +228,8 @@ class GroupCommitWriter:
         else:
             self.groups += 1
             self.webhooks += sum(len(r.webhooks) for r in requests)
+            if requests:
+                self.last_ingest = time.monotonic()
         for call, (ok, value) in zip(calls, results, strict=True):
             if ok:
                 call.future.set_result(value)
