@@ -15,11 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.report import machine, update_section
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_RATIO = 1.3
@@ -86,6 +89,7 @@ def run(code: str, env: dict[str, str]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15, help="fresh interpreters per side (>= 7)")
+    parser.add_argument("--no-write", action="store_true", help="do not update RESULTS.md")
     args = parser.parse_args()
     runs = max(args.runs, 7)
     env = environment()
@@ -100,11 +104,9 @@ def main() -> None:
     # Each pair ran back to back, so its ratio is less exposed to load drifting over the run.
     pair_ratio = statistics.median(r / f for r, f in zip(receiver_ms, floor_ms, strict=True))
     verdict = "meets" if ratio <= TARGET_RATIO else "misses"
-    print(
-        f"""## Receiver Lambda cold start
+    report = f"""## Receiver Lambda cold start (`benchmarks/cold_start.py`)
 
-{os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.system()} \
-{platform.release()}; median of {runs} fresh interpreters per side, alternating.
+Machine: {machine()}; median of {runs} fresh interpreters per side, alternating.
 
 | what | median ms | min ms | max ms |
 |---|---:|---:|---:|
@@ -117,7 +119,9 @@ Ratio receiver / floor: **{ratio:.2f}x** of the medians ({verdict} the {TARGET_R
 target); median of the back-to-back pair ratios: {pair_ratio:.2f}x; payhook's own share: \
 {receiver_median - floor_median:.1f} ms. Interpreter start-up and the first GetSecretValue \
 call are excluded from both sides."""
-    )
+    print(report)
+    if not args.no_write:
+        update_section("cold_start", report)
 
 
 if __name__ == "__main__":
