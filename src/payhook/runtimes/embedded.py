@@ -96,20 +96,6 @@ class EmbeddedRuntime:
             self.forwarder.close()
         self._release_lock()
 
-    def wait_idle(self, timeout: float = 30.0) -> bool:
-        """Block until the queue and the change feed are empty (tests, benchmarks)."""
-        store = SqliteStore(self.path)
-        try:
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                counts = store.counts()
-                if counts["queued"] == 0 and counts["changes_pending"] == 0:
-                    return True
-                time.sleep(0.02)
-            return False
-        finally:
-            store.close()
-
     def _spawn(self, target: object, name: str) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)  # type: ignore[arg-type]
         thread.start()

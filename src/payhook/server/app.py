@@ -130,7 +130,14 @@ def create_app(
         return Response(answer.body, status_code=answer.status, media_type=answer.media_type)
 
     async def health(request: Request) -> Response:
-        return JSONResponse({"status": "ok", "providers": sorted(runtime.providers)})
+        return JSONResponse(
+            {
+                "status": "ok",
+                "providers": sorted(runtime.providers),
+                "processed": runtime.processed,
+                "processingFailures": runtime.failures,
+            }
+        )
 
     document = openapi_document(
         runtime.providers, (p.rejection_status for p in runtime.providers.values())
