@@ -41,9 +41,17 @@ pytest: $(VENV)/.dev
 
 test: lint typecheck pytest
 
+# Benchmarks (each rewrites its section of benchmarks/RESULTS.md); about 2 minutes.
 bench: $(VENV)/.dev
 	$(BIN)/python benchmarks/ingest_throughput.py
+	$(BIN)/python benchmarks/load.py
+	$(BIN)/python benchmarks/verify_speed.py
 	$(BIN)/python benchmarks/cold_start.py
+
+# Long fault and fuzz runs (SIGKILLs under load, storage outages, 50,000+ fuzzed requests);
+# about 11 minutes, kept out of make test.
+soak: $(VENV)/.dev
+	$(BIN)/python benchmarks/soak.py
 
 # The AWS CDK CLI, pinned in package-lock.json (only synth and deploy need it).
 node_modules/.package-lock.json: package-lock.json

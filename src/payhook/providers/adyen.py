@@ -114,11 +114,17 @@ def notification_items(body: bytes) -> list[object]:
     return [w.get("NotificationRequestItem") if isinstance(w, dict) else None for w in items]
 
 
+# Built once: json.dumps with options builds a new encoder on every call. The output is
+# byte-for-byte what json.dumps gave, so event ids and stored payloads do not change.
+_ID_ENCODER = json.JSONEncoder()
+_PAYLOAD_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+
+
 def notification_event_id(item: dict[str, Any]) -> str:
     """Deterministic id from (pspReference, eventCode, success, originalReference)."""
     psp = require_str(item, "pspReference", "NotificationRequestItem")
     identity = [psp, item.get("eventCode"), item.get("success"), item.get("originalReference")]
-    digest = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:20]
+    digest = hashlib.sha256(_ID_ENCODER.encode(identity).encode()).hexdigest()[:20]
     return f"{psp}:{digest}"
 
 
@@ -146,7 +152,7 @@ class AdyenProvider(Provider):
                     event_id=notification_event_id(item),
                     event_type=require_str(item, "eventCode", "NotificationRequestItem"),
                     # ASCII, sorted, compact: the same item always stores as the same bytes.
-                    payload=json.dumps(item, sort_keys=True, separators=(",", ":")).encode(),
+                    payload=_PAYLOAD_ENCODER.encode(item).encode(),
                     occurred_at=iso_timestamp(item.get("eventDate"), naive_as_utc=False),
                 )
             )

@@ -64,6 +64,10 @@ def verify_gocardless_signature(body: bytes, header: str | None, secrets: tuple[
         raise VerificationError("no GoCardless signature matches")
 
 
+# Built once: json.dumps with options builds a new encoder on every call (same output).
+_PAYLOAD_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
 def _event(item: object, index: int) -> VerifiedEvent:
     if not isinstance(item, dict):
         raise PayloadError(f"events[{index}] is not an object")
@@ -73,7 +77,7 @@ def _event(item: object, index: int) -> VerifiedEvent:
     return VerifiedEvent(
         event_id=event_id,
         event_type=event_type,
-        payload=json.dumps(item, separators=(",", ":")).encode(),
+        payload=_PAYLOAD_ENCODER.encode(item).encode(),
         occurred_at=iso_timestamp(item.get("created_at")),
     )
 

@@ -90,10 +90,8 @@ def verify_standard_signature(
         raise VerificationError("webhook-timestamp is not a unix time")
     timestamp = int(raw_timestamp)
     check_tolerance(timestamp, now, tolerance)
-    expected = [
-        base64.b64decode(standard_signature(key, msg_id, timestamp, request.body)[3:])
-        for key in keys
-    ]
+    signed = f"{msg_id}.{timestamp}.".encode() + request.body
+    expected = [hmac.digest(key, signed, hashlib.sha256) for key in keys]
     if not any_signature_matches(expected, _received_signatures(header)):
         raise VerificationError("no webhook signature matches")
     return msg_id, timestamp

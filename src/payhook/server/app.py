@@ -126,7 +126,9 @@ def create_app(
             return _error(404, "unknown_provider", f"no provider named {name!r} is configured")
         answer = provider.challenge(_webhook_request(request, _headers(request), b""))
         if answer is None:
-            return _error(405, "method_not_allowed", "webhooks are delivered with POST")
+            return _error(
+                405, "method_not_allowed", "webhooks are delivered with POST", Allow="POST"
+            )
         return Response(answer.body, status_code=answer.status, media_type=answer.media_type)
 
     async def health(request: Request) -> Response:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from payhook.backends.sqlite.schema import Transaction, connect
 from payhook.core.model import StoredWebhook
@@ -120,6 +120,11 @@ def _insert_or_ignore(conn: sqlite3.Connection, batch: list[StoredWebhook]) -> s
 class GroupCommitWriter:
     """The embedded ``WebhookStore``: thread-safe, usable from threads and from asyncio."""
 
+    #: How long a group waits for SQLite's lock before it fails with 503 (providers retry).
+    #: Short, because every write queues behind the waiting group and providers give up on a
+    #: delivery after 5-10 s: a 503 must arrive before that.
+    busy_timeout_seconds: ClassVar[float] = 2.0
+
     def __init__(self, path: str | Path, max_group: int = 1000) -> None:
         self.path = path
         self.max_group = max_group
@@ -134,7 +139,7 @@ class GroupCommitWriter:
         self.on_commit: Callable[[], None] | None = None
 
     def start(self) -> None:
-        self._conn = connect(self.path, durable=True)
+        self._conn = connect(self.path, durable=True, timeout=self.busy_timeout_seconds)
         self._thread = threading.Thread(target=self._run, name="payhook-writer", daemon=True)
         self._thread.start()
 
