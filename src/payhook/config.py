@@ -43,7 +43,7 @@ class ProcessingSettings:
     retry_base_seconds: float = 1.0
     # While webhooks are arriving, workers let the acknowledgment path go first, as long as
     # the oldest queued message is younger than this; past it they process at full speed.
-    max_lag_seconds: float = 5.0
+    max_lag_seconds: float = 2.0
 
 
 @dataclass(frozen=True, slots=True)

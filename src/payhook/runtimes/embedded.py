@@ -7,7 +7,6 @@ import functools
 import logging
 import os
 import threading
-import time
 from pathlib import Path
 from typing import IO
 
@@ -130,11 +129,12 @@ class EmbeddedRuntime:
 
     def _yield_to_ingest(self, store: SqliteStore) -> None:
         """Acknowledging a webhook is what a provider waits for (and times out on); processing
-        it is not. While webhooks keep arriving, pause between batches, unless the backlog's
-        oldest message is already ``max_lag_seconds`` old: then keep up at full speed."""
-        quiet, step = 0.02, 0.005
+        it is not. While deliveries wait for the writer, pause between batches, unless the
+        backlog's oldest message is already ``max_lag_seconds`` old: then keep up at full
+        speed. Under steady traffic with capacity to spare nothing waits, so nothing pauses."""
+        step = 0.005
         max_lag = self.settings.processing.max_lag_seconds
-        while not self._stop.is_set() and time.monotonic() - self.writer.last_ingest < quiet:
+        while not self._stop.is_set() and self.writer.ingest_waiting > 0:
             if store.oldest_queued_age(self.clock()) >= max_lag:
                 return
             self._stop.wait(step)
@@ -242,9 +242,8 @@ class EmbeddedRuntime:
                 drained = 0
                 self._stop.wait(1.0)
             if drained:
-                if not self._stop.is_set() and (
-                    time.monotonic() - self.writer.last_ingest < 0.02
-                ):  # the audit trail may lag while webhooks arrive; acknowledgments may not
+                if not self._stop.is_set() and self.writer.ingest_waiting > 0:
+                    # The audit trail may lag while deliveries wait; acknowledgments may not.
                     self._stop.wait(0.01)
                 continue
             if self._stop.is_set():

@@ -85,6 +85,7 @@ def test_concurrent_requests_share_commits(
     assert _count(db_path, "queue") == 200
     assert writer.webhooks == 200
     assert writer.groups < 200  # several requests rode on one commit
+    assert writer.ingest_waiting == 0  # every request was answered
 
 
 def test_a_failed_commit_is_reported_and_leaves_nothing_half_written(

@@ -18,7 +18,6 @@ import logging
 import queue
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -133,8 +132,8 @@ class GroupCommitWriter:
         self._conn: sqlite3.Connection | None = None
         self.groups = 0
         self.webhooks = 0
-        #: time.monotonic() of the last commit that stored webhooks (0.0: none yet).
-        self.last_ingest = 0.0
+        self._waiting_lock = threading.Lock()
+        self._ingest_waiting = 0
         #: Called after each commit that enqueued webhooks (the runtime wakes its workers).
         self.on_commit: Callable[[], None] | None = None
 
@@ -163,6 +162,7 @@ class GroupCommitWriter:
         if not self.running:
             future.set_exception(StorageUnavailableError("the writer is not running"))
         else:
+            self._count_waiting(1)
             self._requests.put(_Request(webhooks, future))
         return future
 
@@ -189,8 +189,18 @@ class GroupCommitWriter:
             raise StorageUnavailableError("the writer is not running")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[bool]] = loop.create_future()
+        self._count_waiting(1)
         self._requests.put(_Request(webhooks, future, loop))
         return await future
+
+    @property
+    def ingest_waiting(self) -> int:
+        """Ingest requests submitted and not yet answered: webhooks are arriving right now."""
+        return self._ingest_waiting
+
+    def _count_waiting(self, delta: int) -> None:
+        with self._waiting_lock:
+            self._ingest_waiting += delta
 
     def _run(self) -> None:
         stopping = False
@@ -233,14 +243,14 @@ class GroupCommitWriter:
         else:
             self.groups += 1
             self.webhooks += sum(len(r.webhooks) for r in requests)
-            if requests:
-                self.last_ingest = time.monotonic()
         for call, (ok, value) in zip(calls, results, strict=True):
             if ok:
                 call.future.set_result(value)
             else:
                 call.future.set_exception(value)
         _resolve(requests, outcome)
+        if requests:
+            self._count_waiting(-len(requests))
         if self.on_commit is not None and requests and not isinstance(outcome, BaseException):
             self.on_commit()
 
