@@ -1,10 +1,10 @@
 """SQLite schema and connections.
 
-WAL mode. The ingest writer's connection commits with ``synchronous=FULL``: an acknowledged
-webhook is on disk. Worker connections use ``synchronous=NORMAL``: their commits survive a
-process crash, and since the WAL is written in order, every later FULL commit (the next
-ingest) also makes them durable; one lost to power failure leaves its message queued, so it is
-processed again, and processing is idempotent.
+WAL mode. In the embedded runtime every write goes through the one group writer (writer.py),
+whose connection commits with ``synchronous=FULL``: an acknowledged webhook is on disk, and so
+is every processing commit. Other connections read; the few that write on their own (CLI
+commands, the outbox forwarder) use ``synchronous=NORMAL``, whose commits survive a process
+crash and become durable with the next FULL commit, since the WAL is written in order.
 """
 
 from __future__ import annotations
