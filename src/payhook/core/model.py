@@ -72,6 +72,11 @@ class StoredWebhook:
     attempts: int = 0
     error: str | None = None
 
+    @property
+    def event_time(self) -> float:
+        """When the event happened: the provider's time when it gives one, else when received."""
+        return self.occurred_at if self.occurred_at is not None else self.received_at
+
     def summary(self) -> dict[str, Any]:
         """The JSON shape the CLI and API print (no payload)."""
         return {

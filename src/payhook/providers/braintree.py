@@ -189,7 +189,7 @@ class BraintreeProvider(Provider):
         except VerificationError as exc:
             raise PayloadError(str(exc)) from exc
         subject = _notification(payload).find("subject")
-        occurred = webhook.occurred_at if webhook.occurred_at is not None else webhook.received_at
+        occurred = webhook.event_time
         base: dict[str, Any] = {
             "provider": webhook.provider,
             "event_id": webhook.event_id,

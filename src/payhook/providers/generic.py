@@ -344,7 +344,7 @@ class GenericHmacProvider(Provider):
                 raise PayloadError(f"a major-unit amount needs a currency at {self.currency_path}")
             else:
                 amount = major_to_minor(raw_amount, currency)
-        occurred = webhook.occurred_at if webhook.occurred_at is not None else webhook.received_at
+        occurred = webhook.event_time
         return [
             PaymentEvent(
                 provider=webhook.provider,

@@ -117,7 +117,7 @@ class LemonSqueezyProvider(Provider):
         else:
             kind = K.SUCCEEDED
             fields["amount"] = total
-        occurred = webhook.occurred_at if webhook.occurred_at is not None else webhook.received_at
+        occurred = webhook.event_time
         return [
             PaymentEvent(
                 provider=webhook.provider,

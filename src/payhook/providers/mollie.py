@@ -175,9 +175,7 @@ class MollieProvider(Provider):
                 kind=kind,
                 event_id=webhook.event_id,
                 event_type=webhook.event_type,
-                occurred_at=(
-                    webhook.occurred_at if webhook.occurred_at is not None else webhook.received_at
-                ),
+                occurred_at=webhook.event_time,
                 **fields,
             )
         ]

@@ -161,9 +161,7 @@ class PaddleProvider(Provider):
                 kind=kind,
                 event_id=webhook.event_id,
                 event_type=webhook.event_type,
-                occurred_at=(
-                    webhook.occurred_at if webhook.occurred_at is not None else webhook.received_at
-                ),
+                occurred_at=webhook.event_time,
                 amount=minor_amount(total) if total is not None else None,
                 currency=normalize_currency(currency) if currency else None,
                 **fields,

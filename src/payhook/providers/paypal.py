@@ -329,7 +329,7 @@ class PayPalProvider(Provider):
         resource = event.get("resource")
         if not isinstance(resource, dict):
             raise PayloadError("PayPal event has no resource object")
-        occurred = webhook.occurred_at if webhook.occurred_at is not None else webhook.received_at
+        occurred = webhook.event_time
         base: dict[str, Any] = {
             "provider": webhook.provider,
             "event_id": webhook.event_id,

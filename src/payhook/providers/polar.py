@@ -90,7 +90,7 @@ class PolarProvider(Provider):
             kind, payment_id = K.REFUNDED, require_str(data, "order_id", "data")
             fields["refund_id"] = require_str(data, "id", "data")
             fields["amount"] = _amount(data, "amount") + _amount(data, "tax_amount", 0)
-        occurred = webhook.occurred_at if webhook.occurred_at is not None else webhook.received_at
+        occurred = webhook.event_time
         return [
             PaymentEvent(
                 provider=webhook.provider,

@@ -141,9 +141,7 @@ class ShopifyProvider(Provider):
                 kind=kind,
                 event_id=webhook.event_id,
                 event_type=topic,
-                occurred_at=(
-                    webhook.occurred_at if webhook.occurred_at is not None else webhook.received_at
-                ),
+                occurred_at=webhook.event_time,
                 **fields,
             )
         ]

@@ -109,7 +109,7 @@ class StripeProvider(Provider):
         kind = _kind(webhook.event_type, obj)
         if kind is None:
             return []
-        occurred = webhook.occurred_at if webhook.occurred_at is not None else webhook.received_at
+        occurred = webhook.event_time
         currency = normalize_currency(obj["currency"]) if obj.get("currency") else None
         fields: dict[str, Any] = {}
         obj_type = obj.get("object")

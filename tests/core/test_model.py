@@ -1,0 +1,32 @@
+"""The webhook model: deterministic ids, event time."""
+
+from __future__ import annotations
+
+from payhook.core.model import StoredWebhook, webhook_id_for
+
+
+def _webhook(occurred_at: float | None) -> StoredWebhook:
+    return StoredWebhook(
+        webhook_id=webhook_id_for("stripe", "evt_1"),
+        provider="stripe",
+        provider_type="stripe",
+        event_id="evt_1",
+        event_type="payment_intent.succeeded",
+        payload=b"{}",
+        received_at=200.0,
+        occurred_at=occurred_at,
+    )
+
+
+def test_the_webhook_id_depends_on_provider_and_event_id_only() -> None:
+    assert webhook_id_for("stripe", "evt_1") == webhook_id_for("stripe", "evt_1")
+    assert webhook_id_for("stripe", "evt_1") != webhook_id_for("stripe_eu", "evt_1")
+    assert webhook_id_for("stripe", "evt_1") != webhook_id_for("stripe", "evt_2")
+    # The separator keeps ("ab", "c") and ("a", "bc") apart.
+    assert webhook_id_for("ab", "c") != webhook_id_for("a", "bc")
+
+
+def test_event_time_is_the_providers_time_else_the_receive_time() -> None:
+    assert _webhook(100.0).event_time == 100.0
+    assert _webhook(0.0).event_time == 0.0
+    assert _webhook(None).event_time == 200.0
