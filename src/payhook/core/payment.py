@@ -6,6 +6,7 @@ from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Any
 
+from payhook.core.model import StoredWebhook
 from payhook.errors import PayloadError
 
 
@@ -52,6 +53,21 @@ class PaymentEvent:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
                 raise PayloadError(f"{name} must be integer minor units, got {value!r}")
+
+    @classmethod
+    def of(
+        cls, webhook: StoredWebhook, *, payment_id: str, kind: PaymentEventKind, **fields: Any
+    ) -> PaymentEvent:
+        """A fact reported by ``webhook``: its provider, event id, type and event time."""
+        return cls(
+            provider=webhook.provider,
+            payment_id=payment_id,
+            kind=kind,
+            event_id=webhook.event_id,
+            event_type=webhook.event_type,
+            occurred_at=webhook.event_time,
+            **fields,
+        )
 
     @property
     def key(self) -> str:

@@ -177,13 +177,10 @@ class AdyenProvider(Provider):
         value = amount.get("value") if isinstance(amount, dict) else None
         currency = amount.get("currency") if isinstance(amount, dict) else None
         return [
-            PaymentEvent(
-                provider=webhook.provider,
+            PaymentEvent.of(
+                webhook,
                 payment_id=payment_id,
                 kind=kind,
-                event_id=webhook.event_id,
-                event_type=webhook.event_type,
-                occurred_at=webhook.event_time,
                 amount=minor_amount(value) if value is not None else None,
                 currency=normalize_currency(currency) if currency else None,
                 refund_id=psp if kind is K.REFUNDED else None,

@@ -29,7 +29,6 @@ import hmac
 import re
 import secrets as _secrets
 from datetime import UTC, datetime
-from typing import Any
 from urllib.parse import parse_qsl, urlencode
 from xml.etree.ElementTree import Element, ParseError, fromstring
 
@@ -189,28 +188,21 @@ class BraintreeProvider(Provider):
         except VerificationError as exc:
             raise PayloadError(str(exc)) from exc
         subject = _notification(payload).find("subject")
-        occurred = webhook.event_time
-        base: dict[str, Any] = {
-            "provider": webhook.provider,
-            "event_id": webhook.event_id,
-            "event_type": webhook.event_type,
-            "occurred_at": occurred,
-        }
         kind = webhook.event_type
         if kind in ("transaction_settled", "transaction_settlement_declined"):
-            return _transaction_events(kind, _element(subject, "transaction"), base)
+            return _transaction_events(kind, _element(subject, "transaction"), webhook)
         if kind in _DISPUTE_KINDS:
             dispute = _element(subject, "dispute")
             currency = _text(dispute, "currency-iso-code")
             amount = _text(dispute, "amount-disputed") or _text(dispute, "amount")
             return [
-                PaymentEvent(
+                PaymentEvent.of(
+                    webhook,
                     payment_id=_required(dispute, "transaction/id"),
                     kind=_DISPUTE_KINDS[kind],
                     dispute_id=_required(dispute, "id"),
                     amount=_minor(amount, currency),
                     currency=normalize_currency(currency) if currency else None,
-                    **base,
                 )
             ]
         # transaction_disbursed (a payout to the merchant), subscription_* and the rest do not
@@ -299,7 +291,7 @@ def _minor(amount: str | None, currency: str | None) -> int | None:
 
 
 def _transaction_events(
-    kind: str, transaction: Element, base: dict[str, Any]
+    kind: str, transaction: Element, webhook: StoredWebhook
 ) -> list[PaymentEvent]:
     transaction_id = _required(transaction, "id")
     currency = _text(transaction, "currency-iso-code")
@@ -311,18 +303,20 @@ def _transaction_events(
         if kind != "transaction_settled" or original is None:
             return []
         return [
-            PaymentEvent(
+            PaymentEvent.of(
+                webhook,
                 payment_id=original,
                 kind=K.REFUNDED,
                 refund_id=transaction_id,
                 amount=amount,
                 currency=code,
-                **base,
             )
         ]
     outcome = K.SUCCEEDED if kind == "transaction_settled" else K.FAILED
     return [
-        PaymentEvent(payment_id=transaction_id, kind=outcome, amount=amount, currency=code, **base)
+        PaymentEvent.of(
+            webhook, payment_id=transaction_id, kind=outcome, amount=amount, currency=code
+        )
     ]
 
 

@@ -131,13 +131,10 @@ class CheckoutProvider(Provider):
                 fields["captured_hint"] = minor_amount(total_captured)
         amount, currency = data.get("amount"), data.get("currency")
         return [
-            PaymentEvent(
-                provider=webhook.provider,
+            PaymentEvent.of(
+                webhook,
                 payment_id=payment_id,
                 kind=kind,
-                event_id=webhook.event_id,
-                event_type=webhook.event_type,
-                occurred_at=webhook.event_time,
                 amount=minor_amount(amount) if amount is not None else None,
                 currency=normalize_currency(currency) if currency else None,
                 **fields,

@@ -344,15 +344,11 @@ class GenericHmacProvider(Provider):
                 raise PayloadError(f"a major-unit amount needs a currency at {self.currency_path}")
             else:
                 amount = major_to_minor(raw_amount, currency)
-        occurred = webhook.event_time
         return [
-            PaymentEvent(
-                provider=webhook.provider,
+            PaymentEvent.of(
+                webhook,
                 payment_id=payment_id,
                 kind=kind,
-                event_id=webhook.event_id,
-                event_type=webhook.event_type,
-                occurred_at=occurred,
                 amount=amount,
                 currency=currency,
             )

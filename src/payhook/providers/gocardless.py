@@ -126,13 +126,10 @@ class GoCardlessProvider(Provider):
         else:
             return []
         return [
-            PaymentEvent(
-                provider=webhook.provider,
+            PaymentEvent.of(
+                webhook,
                 payment_id=payment_id,
                 kind=kind,
-                event_id=webhook.event_id,
-                event_type=webhook.event_type,
-                occurred_at=webhook.event_time,
                 **fields,
             )
         ]

@@ -117,15 +117,11 @@ class LemonSqueezyProvider(Provider):
         else:
             kind = K.SUCCEEDED
             fields["amount"] = total
-        occurred = webhook.event_time
         return [
-            PaymentEvent(
-                provider=webhook.provider,
+            PaymentEvent.of(
+                webhook,
                 payment_id=f"{resource}/{require_str(data, 'id', 'data')}",
                 kind=kind,
-                event_id=webhook.event_id,
-                event_type=webhook.event_type,
-                occurred_at=occurred,
                 currency=normalize_currency(attributes.get("currency")),
                 **fields,
             )

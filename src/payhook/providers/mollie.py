@@ -169,13 +169,10 @@ class MollieProvider(Provider):
             fields["currency"] = currency
             fields["amount"] = major_to_minor(amount.get("value"), currency)
         return [
-            PaymentEvent(
-                provider=webhook.provider,
+            PaymentEvent.of(
+                webhook,
                 payment_id=payment_id,
                 kind=kind,
-                event_id=webhook.event_id,
-                event_type=webhook.event_type,
-                occurred_at=webhook.event_time,
                 **fields,
             )
         ]

@@ -155,13 +155,10 @@ class PaddleProvider(Provider):
         else:
             return []
         return [
-            PaymentEvent(
-                provider=webhook.provider,
+            PaymentEvent.of(
+                webhook,
                 payment_id=payment_id,
                 kind=kind,
-                event_id=webhook.event_id,
-                event_type=webhook.event_type,
-                occurred_at=webhook.event_time,
                 amount=minor_amount(total) if total is not None else None,
                 currency=normalize_currency(currency) if currency else None,
                 **fields,

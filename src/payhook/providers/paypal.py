@@ -329,23 +329,16 @@ class PayPalProvider(Provider):
         resource = event.get("resource")
         if not isinstance(resource, dict):
             raise PayloadError("PayPal event has no resource object")
-        occurred = webhook.event_time
-        base: dict[str, Any] = {
-            "provider": webhook.provider,
-            "event_id": webhook.event_id,
-            "event_type": webhook.event_type,
-            "occurred_at": occurred,
-        }
         event_type = webhook.event_type
         if event_type in _PAYMENT_KINDS:
             amount, currency = _money(resource.get("amount"))
             return [
-                PaymentEvent(
+                PaymentEvent.of(
+                    webhook,
                     payment_id=require_str(resource, "id", "resource"),
                     kind=_PAYMENT_KINDS[event_type],
                     amount=amount,
                     currency=currency,
-                    **base,
                 )
             ]
         if event_type in _REFUND_TYPES:
@@ -358,18 +351,18 @@ class PayPalProvider(Provider):
             )
             # v1 sale refunds state the amount as negative ("-0.01"): a refund amount is not.
             return [
-                PaymentEvent(
+                PaymentEvent.of(
+                    webhook,
                     payment_id=_refunded_payment_id(resource),
                     kind=K.REFUNDED,
                     amount=abs(amount) if amount is not None else None,
                     currency=currency,
                     refund_id=require_str(resource, "id", "resource"),
                     refunded_total=abs(total) if total is not None else None,
-                    **base,
                 )
             ]
         if event_type in ("CUSTOMER.DISPUTE.CREATED", "CUSTOMER.DISPUTE.RESOLVED"):
-            return _dispute_events(event_type, resource, base)
+            return _dispute_events(event_type, resource, webhook)
         return []
 
     def sample_request(self, event_type: str | None = None) -> WebhookRequest:
@@ -498,7 +491,7 @@ def _refunded_payment_id(resource: dict[str, Any]) -> str:
 
 
 def _dispute_events(
-    event_type: str, resource: dict[str, Any], base: dict[str, Any]
+    event_type: str, resource: dict[str, Any], webhook: StoredWebhook
 ) -> list[PaymentEvent]:
     if event_type == "CUSTOMER.DISPUTE.CREATED":
         kind = K.DISPUTE_OPENED
@@ -518,13 +511,13 @@ def _dispute_events(
     # One dispute may cover several payments; its amount then belongs to none of them alone.
     share = amount if len(payment_ids) == 1 else None
     return [
-        PaymentEvent(
+        PaymentEvent.of(
+            webhook,
             payment_id=payment_id,
             kind=kind,
             amount=share,
             currency=currency,
             dispute_id=dispute_id,
-            **base,
         )
         for payment_id in payment_ids
     ]

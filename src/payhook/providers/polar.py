@@ -90,15 +90,11 @@ class PolarProvider(Provider):
             kind, payment_id = K.REFUNDED, require_str(data, "order_id", "data")
             fields["refund_id"] = require_str(data, "id", "data")
             fields["amount"] = _amount(data, "amount") + _amount(data, "tax_amount", 0)
-        occurred = webhook.event_time
         return [
-            PaymentEvent(
-                provider=webhook.provider,
+            PaymentEvent.of(
+                webhook,
                 payment_id=payment_id,
                 kind=kind,
-                event_id=webhook.event_id,
-                event_type=webhook.event_type,
-                occurred_at=occurred,
                 currency=normalize_currency(data.get("currency")),
                 **fields,
             )

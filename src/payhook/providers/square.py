@@ -108,13 +108,10 @@ class SquareProvider(Provider):
         amount = money.get("amount") if isinstance(money, dict) else None
         currency = money.get("currency") if isinstance(money, dict) else None
         return [
-            PaymentEvent(
-                provider=webhook.provider,
+            PaymentEvent.of(
+                webhook,
                 payment_id=payment_id,
                 kind=kind,
-                event_id=webhook.event_id,
-                event_type=webhook.event_type,
-                occurred_at=webhook.event_time,
                 amount=minor_amount(amount) if amount is not None else None,
                 currency=normalize_currency(currency) if currency else None,
                 **extra,

@@ -109,7 +109,6 @@ class StripeProvider(Provider):
         kind = _kind(webhook.event_type, obj)
         if kind is None:
             return []
-        occurred = webhook.event_time
         currency = normalize_currency(obj["currency"]) if obj.get("currency") else None
         fields: dict[str, Any] = {}
         obj_type = obj.get("object")
@@ -138,13 +137,10 @@ class StripeProvider(Provider):
         if not isinstance(payment_id, str):
             raise PayloadError("Stripe object has no payment id")
         return [
-            PaymentEvent(
-                provider=webhook.provider,
+            PaymentEvent.of(
+                webhook,
                 payment_id=payment_id,
                 kind=kind,
-                event_id=webhook.event_id,
-                event_type=webhook.event_type,
-                occurred_at=occurred,
                 currency=currency,
                 **fields,
             )
