@@ -254,7 +254,10 @@ def mutate(
         swapped = "0" if v1[i] != "0" else "1"
         return body, f"{timestamp},{v1[:i]}{swapped}{v1[i + 1 :]}", secret
     if mutation == "secret":
-        return body, header, secret + data.draw(st.text(min_size=1, max_size=4))
+        # HMAC pads its key with zero bytes, so a suffix of NULs is the same key (the SDK
+        # agrees): the held secret must differ as a key.
+        suffix = data.draw(st.text(min_size=1, max_size=4).filter(lambda s: s.strip("\x00")))
+        return body, header, secret + suffix
     if mutation == "header":
         return body, None, secret
     if mutation == "extra_v1":
