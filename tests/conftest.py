@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from payhook.runtimes.embedded import EmbeddedRuntime
 
 EVENTS_DIR = Path(__file__).parent / "events"
 
@@ -35,3 +42,26 @@ def db_path(tmp_path: Path) -> str:
 def load_event(provider: str, name: str) -> bytes:
     """A stored provider payload from tests/events/<provider>/<name>."""
     return (EVENTS_DIR / provider / name).read_bytes()
+
+
+@contextlib.contextmanager
+def running_runtime(tmp_path: Path, **sections: dict[str, Any]) -> Iterator[EmbeddedRuntime]:
+    """A started embedded runtime over a database in ``tmp_path``; stopped afterwards."""
+    from payhook.config import parse_settings
+    from payhook.runtimes.embedded import EmbeddedRuntime
+
+    storage = {"path": str(tmp_path / "payhook.db"), **sections.pop("storage", {})}
+    runtime = EmbeddedRuntime(parse_settings({"storage": storage, **sections}))
+    runtime.start()
+    try:
+        yield runtime
+    finally:
+        runtime.stop()
+
+
+def count_rows(db_path: str, table: str) -> int:
+    conn = sqlite3.connect(db_path)
+    try:
+        return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # noqa: S608
+    finally:
+        conn.close()

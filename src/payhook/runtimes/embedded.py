@@ -7,6 +7,7 @@ import functools
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 from typing import IO
 
@@ -129,15 +130,22 @@ class EmbeddedRuntime:
 
     def _yield_to_ingest(self, store: SqliteStore) -> None:
         """Acknowledging a webhook is what a provider waits for (and times out on); processing
-        it is not. While deliveries wait for the writer, pause between batches, unless the
-        backlog's oldest message is already ``max_lag_seconds`` old: then keep up at full
-        speed. Under steady traffic with capacity to spare nothing waits, so nothing pauses."""
-        step = 0.005
+        and auditing it are not. While deliveries arrive faster than the writer absorbs them
+        in one group, pause between batches, unless the backlog's oldest message is already
+        ``max_lag_seconds`` old (then keep up at full speed); no single pause outlasts that
+        either. Under steady traffic with capacity to spare the writer is never saturated,
+        so nothing pauses."""
         max_lag = self.settings.processing.max_lag_seconds
-        while not self._stop.is_set() and self.writer.ingest_waiting > 0:
-            if store.oldest_queued_age(self.clock()) >= max_lag:
+        started = next_check = time.monotonic()
+        while not self._stop.is_set() and self.writer.saturated:
+            now = time.monotonic()
+            if now - started >= max_lag:
                 return
-            self._stop.wait(step)
+            if now >= next_check:  # a query: not on every step
+                if store.oldest_queued_age(self.clock()) >= max_lag:
+                    return
+                next_check = now + 0.05
+            self._stop.wait(0.005)
 
     def _process_loop(self) -> None:
         settings = self.settings.processing
@@ -234,6 +242,7 @@ class EmbeddedRuntime:
 
     def _audit_loop(self) -> None:
         audit = SqliteAuditLog(self.path, writer=self.writer)
+        store = SqliteStore(self.path, writer=self.writer)
         while True:
             try:
                 drained = audit.drain(clock=self.clock)
@@ -242,10 +251,9 @@ class EmbeddedRuntime:
                 drained = 0
                 self._stop.wait(1.0)
             if drained:
-                if not self._stop.is_set() and self.writer.ingest_waiting > 0:
-                    # The audit trail may lag while deliveries wait; acknowledgments may not.
-                    self._stop.wait(0.01)
+                self._yield_to_ingest(store)
                 continue
             if self._stop.is_set():
                 break
             self._stop.wait(self.settings.processing.poll_interval_seconds * 2)
+        store.close()

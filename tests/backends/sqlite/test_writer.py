@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 
 import pytest
 
@@ -196,3 +197,31 @@ def test_a_call_mixing_stored_and_new_webhooks_flags_each_correctly(
     assert writer.store(mixed) == [False, True, False, True, False, True, True, False]
     assert _count(db_path, "webhooks") == 7
     assert _count(db_path, "queue") == 7
+
+
+def test_deliveries_one_at_a_time_never_saturate_the_writer(
+    writer: GroupCommitWriter, clock: FakeClock
+) -> None:
+    for _ in range(20):
+        writer.store([stored(clock)])
+        assert not writer.saturated
+
+
+def test_deliveries_queued_behind_a_group_of_deliveries_saturate_it_for_a_while(
+    writer: GroupCommitWriter, clock: FakeClock
+) -> None:
+    writer.saturation_hold_seconds = 0.2  # type: ignore[misc]
+    # Hold the writer inside a delivery's commit, so the next delivery waits behind it.
+    conn = connect(writer.path)
+    conn.execute("BEGIN IMMEDIATE")  # the writer's INSERT waits for this lock
+    first = writer.submit([stored(clock)])
+    while writer.ingest_waiting:  # until the writer has taken the first delivery
+        time.sleep(0.001)
+    second = writer.submit([stored(clock)])
+    conn.rollback()
+    conn.close()
+    assert first.result() == [False]
+    assert writer.saturated  # the second was waiting when the first committed
+    assert second.result() == [False]
+    time.sleep(0.3)
+    assert not writer.saturated  # the burst is over: background work may resume

@@ -18,6 +18,7 @@ import logging
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -123,6 +124,10 @@ class GroupCommitWriter:
     #: Short, because every write queues behind the waiting group and providers give up on a
     #: delivery after 5-10 s: a 503 must arrive before that.
     busy_timeout_seconds: ClassVar[float] = 2.0
+    #: How long the writer counts as saturated after a group of deliveries committed while more
+    #: were already waiting. Long enough to span the gaps between a burst's groups, short
+    #: enough that background work resumes as soon as the burst is absorbed.
+    saturation_hold_seconds: ClassVar[float] = 0.05
 
     def __init__(self, path: str | Path, max_group: int = 1000) -> None:
         self.path = path
@@ -134,6 +139,7 @@ class GroupCommitWriter:
         self.webhooks = 0
         self._waiting_lock = threading.Lock()
         self._ingest_waiting = 0
+        self._saturated_at = -1e9
         #: Called after each commit that enqueued webhooks (the runtime wakes its workers).
         self.on_commit: Callable[[], None] | None = None
 
@@ -195,8 +201,15 @@ class GroupCommitWriter:
 
     @property
     def ingest_waiting(self) -> int:
-        """Ingest requests submitted and not yet answered: webhooks are arriving right now."""
+        """Ingest requests submitted and not yet taken into a group."""
         return self._ingest_waiting
+
+    @property
+    def saturated(self) -> bool:
+        """Deliveries are arriving faster than single groups absorb them: when a group
+        committed (within the last ``saturation_hold_seconds``), more were already waiting.
+        Background writers (processing, audit) defer to acknowledgments while this holds."""
+        return time.monotonic() - self._saturated_at < self.saturation_hold_seconds
 
     def _count_waiting(self, delta: int) -> None:
         with self._waiting_lock:
@@ -227,6 +240,8 @@ class GroupCommitWriter:
         outcome: list[list[bool]] | BaseException
         results: list[tuple[bool, Any]] = []
         batches = [r.webhooks for r in requests]
+        if requests:
+            self._count_waiting(-len(requests))
         try:
             if not calls and sum(len(b) for b in batches) <= _ROWS_PER_STATEMENT:
                 # Ingest alone is one INSERT: it commits (durably) by itself, and each SQLite
@@ -243,14 +258,14 @@ class GroupCommitWriter:
         else:
             self.groups += 1
             self.webhooks += sum(len(r.webhooks) for r in requests)
+        if requests and self._ingest_waiting:  # more came while deliveries committed: a backlog
+            self._saturated_at = time.monotonic()
         for call, (ok, value) in zip(calls, results, strict=True):
             if ok:
                 call.future.set_result(value)
             else:
                 call.future.set_exception(value)
         _resolve(requests, outcome)
-        if requests:
-            self._count_waiting(-len(requests))
         if self.on_commit is not None and requests and not isinstance(outcome, BaseException):
             self.on_commit()
 
