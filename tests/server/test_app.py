@@ -210,3 +210,10 @@ def test_storage_unavailable_is_503_with_retry_after(runtime: EmbeddedRuntime) -
     assert answer.status == 503
     assert answer.headers["retry-after"] == "5"
     assert answer.json()["error"] == "storage_unavailable"
+
+
+def test_a_trailing_slash_is_not_found_rather_than_redirected(runtime: EmbeddedRuntime) -> None:
+    body, headers = signed_stripe(runtime)
+    answer = request(runtime, "POST", "/webhook/stripe/", chunks=(body,), headers=headers)
+    assert answer.status == 404
+    assert stored(runtime) == 0

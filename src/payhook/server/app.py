@@ -231,4 +231,8 @@ def create_app(
         Route("/openapi.json", openapi, methods=["GET"]),
         *extra_routes,
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan)
+    # A webhook URL is exact: "/webhook/x/" is not found, rather than a 307 that a provider
+    # may not follow (and that would re-send the body to another URL if it did).
+    app.router.redirect_slashes = False
+    return app
