@@ -144,8 +144,9 @@ class EmbeddedRuntime:
             if now >= next_check:  # a query: not on every step
                 if store.oldest_queued_age(self.clock()) >= max_lag:
                     return
-                next_check = now + 0.05
-            self._stop.wait(0.005)
+                next_check = now + 0.1
+            # Coarse steps: each wake-up takes the GIL from the thread answering deliveries.
+            self._stop.wait(0.02)
 
     def _process_loop(self) -> None:
         settings = self.settings.processing

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import signal
 import threading
@@ -36,6 +37,21 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
+#: Allocations (net of frees) between young-generation collections. Requests free almost all
+#: they allocate by reference counting, so at the default (700) the collector still ran every
+#: ~13 requests for ~90 us, holding the GIL that the writer and the event loop share.
+GC_YOUNG_THRESHOLD = 10_000
+
+
+def tune_gc() -> None:
+    """Once everything is loaded: move the start-up objects out of the collector's way
+    (``gc.freeze``) and collect the young generation less often. Cycles are still collected."""
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
+
+
 def serve(
     settings: Settings,
     host: str | None = None,
@@ -58,6 +74,7 @@ def serve(
         server_header=False,
     )
     server = _Server(config)
+    tune_gc()
     print(
         f"payhook: serving {', '.join(sorted(runtime.providers)) or 'no providers'} on "
         f"http://{bind_host}:{bind_port}/webhook/{{provider}} (storage {settings.storage.path})",
