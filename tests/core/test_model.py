@@ -1,8 +1,10 @@
-"""The webhook model: deterministic ids, event time."""
+"""The webhook model: deterministic ids, event time, verified events."""
 
 from __future__ import annotations
 
-from payhook.core.model import StoredWebhook, webhook_id_for
+import pytest
+
+from payhook.core.model import StoredWebhook, VerifiedEvent, webhook_id_for
 
 
 def _webhook(occurred_at: float | None) -> StoredWebhook:
@@ -30,3 +32,25 @@ def test_event_time_is_the_providers_time_else_the_receive_time() -> None:
     assert _webhook(100.0).event_time == 100.0
     assert _webhook(0.0).event_time == 0.0
     assert _webhook(None).event_time == 200.0
+
+
+def test_a_verified_event_is_built_by_keyword_with_verified_true_by_default() -> None:
+    event = VerifiedEvent(event_id="evt_1", event_type="charge.refunded", payload=b"{}")
+    assert (event.event_id, event.event_type, event.payload) == ("evt_1", "charge.refunded", b"{}")
+    assert (event.occurred_at, event.verified) == (None, True)
+    unverified = VerifiedEvent(
+        event_id="tr_1@0",
+        event_type="classic.payment",
+        payload=b"id=tr_1",
+        occurred_at=5.0,
+        verified=False,
+    )
+    assert (unverified.occurred_at, unverified.verified) == (5.0, False)
+    assert unverified == VerifiedEvent("tr_1@0", "classic.payment", b"id=tr_1", 5.0, False)
+
+
+def test_a_verified_event_cannot_be_changed_after_verification() -> None:
+    event = VerifiedEvent(event_id="evt_1", event_type="charge.refunded", payload=b"{}")
+    with pytest.raises(AttributeError):
+        event.payload = b"tampered"  # type: ignore[misc]
+    assert event.payload == b"{}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from typing import Any
 
@@ -22,7 +23,7 @@ from payhook.providers.adyen import (
     decode_hmac_key,
     signing_string,
 )
-from payhook.providers.base import ProviderConfig
+from payhook.providers.base import ProviderConfig, iso_timestamp
 from tests.conftest import FakeClock, load_event
 
 # The key the fixtures under tests/events/adyen were signed with (by the official SDK).
@@ -306,11 +307,31 @@ def test_event_id_depends_only_on_identity_fields() -> None:
     assert len({base.event_id, failed.event_id, other.event_id}) == 3
 
 
-def test_payload_is_the_item_as_canonical_json() -> None:
-    item = fixture_items("chargeback.json")[0]
-    [event] = make().verify(delivery(item))
-    assert json.loads(event.payload) == item
-    assert event.payload == json.dumps(item, sort_keys=True, separators=(",", ":")).encode()
+def test_payload_is_the_item_exactly_as_adyen_sent_it() -> None:
+    body = load_event("adyen", "batch.json")
+    events = make().verify(WebhookRequest(body, {}))
+    for event, item in zip(events, fixture_items("batch.json"), strict=True):
+        assert event.payload in body  # its own text, spelling and key order as sent
+        assert json.loads(event.payload) == item
+
+
+# Ids of the fixture notifications as the previous implementation (which re-encoded each
+# item) derived them: a delivery keeps its event ids, so a redelivery stays a duplicate.
+FIXTURE_IDS = {
+    "authorisation.json": ["QFQTPCQ8HXSKGK82:8bdf3f0f0d0acc81964b"],
+    "batch.json": [
+        "B1Q7ZK4XR9LMN282:ad191997699a96c8d9ca",
+        "B2W8XL5YS0MPQ382:20d226e6f4df1e3e6621",
+    ],
+    "chargeback_reversed.json": ["DSP9Q2X7KLM4ZR82:b927adcadf039f60118d"],
+    "refund_failed.json": ["R8KZQ3J6FWP2DH82:e1c3369575439d94a3c3"],
+}
+
+
+@pytest.mark.parametrize(("name", "ids"), FIXTURE_IDS.items())
+def test_event_ids_are_those_derived_before(name: str, ids: list[str]) -> None:
+    events = make().verify(WebhookRequest(load_event("adyen", name), {}))
+    assert [e.event_id for e in events] == ids
 
 
 def test_acknowledges_with_accepted_as_plain_text() -> None:
@@ -504,3 +525,104 @@ def test_agrees_with_adyen_sdk_on_every_item(data: st.DataObject, keys: list[str
     expected = all(any(_sdk_accepts(item, k) for k in keys) for item in items)
     label(f"sdk accepts: {expected}")
     assert _payhook_accepts(make(*keys), items) is expected
+
+
+# the item split reads what json.loads reads -------------------------------------------------
+
+
+_IDENTITY = ("eventCode", "success", "originalReference")
+_identity_values = st.text(max_size=12) | st.integers(-(10**6), 10**6) | st.none()
+
+
+def reference_id(item: dict[str, Any]) -> str:
+    """The event id as defined: pspReference, then a hash of the identity fields' JSON."""
+    identity = [item["pspReference"], *(item.get(k) for k in _IDENTITY)]
+    return (
+        f"{item['pspReference']}:{hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:20]}"
+    )
+
+
+@st.composite
+def _signed_items(draw: st.DrawFn) -> dict[str, Any]:
+    item = draw(_items)
+    for key in _IDENTITY[1:]:  # any type Adyen's scheme signs: text, whole numbers, absent
+        if draw(st.booleans()):
+            item[key] = draw(_identity_values)
+    if draw(st.booleans()):
+        item["additionalData"] = {"authCode": draw(_text)}
+    return signed(item)
+
+
+def _written(body: dict[str, Any], style: str, ascii_only: bool) -> bytes:
+    separators = (",", ":") if style == "compact" else None
+    indent = 2 if style == "indented" else None
+    return json.dumps(body, ensure_ascii=ascii_only, separators=separators, indent=indent).encode()
+
+
+def _outcome(body: bytes) -> object:
+    try:
+        events = make().verify(WebhookRequest(body, {}))
+    except (PayloadError, VerificationError) as exc:
+        return type(exc).__name__
+    for event in events:
+        assert event.payload in body  # each payload is its item's text as sent
+    return [(e.event_id, e.event_type, json.loads(e.payload), e.occurred_at) for e in events]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    items=st.lists(_signed_items(), min_size=1, max_size=3),
+    extra=st.dictionaries(st.sampled_from(["live", "x", "NotificationRequestItem"]), _text),
+    beside=st.dictionaries(st.sampled_from(["x", "notificationItems"]), _text),
+    items_first=st.booleans(),
+    style=st.sampled_from(["compact", "spaced", "indented"]),
+    ascii_only=st.booleans(),
+)
+def test_signed_items_verify_with_their_ids_and_own_text_however_written(
+    items: list[dict[str, Any]],
+    extra: dict[str, str],
+    beside: dict[str, str],
+    items_first: bool,
+    style: str,
+    ascii_only: bool,
+) -> None:
+    # Members beside the items, in the body and in each wrapper, before or after them.
+    wrapped = [
+        {"NotificationRequestItem": i, **beside}
+        if items_first
+        else {**beside, "NotificationRequestItem": i}
+        for i in items
+    ]
+    body = (
+        {"notificationItems": wrapped, **extra}
+        if items_first
+        else {**extra, "notificationItems": wrapped}
+    )
+    ours = _outcome(_written(body, style, ascii_only))
+    if not all(i["eventCode"] for i in items):
+        assert ours == "PayloadError"  # authentic, but an item has no usable event type
+        return
+    assert ours == [
+        (reference_id(i), i["eventCode"], i, iso_timestamp(i.get("eventDate"), naive_as_utc=False))
+        for i in items
+    ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(items=st.lists(_signed_items(), min_size=1, max_size=2), data=st.data())
+def test_what_is_accepted_depends_only_on_what_json_loads_reads(
+    items: list[dict[str, Any]], data: st.DataObject
+) -> None:
+    body = delivery(*items).body
+    cut = data.draw(st.integers(0, len(body)))
+    junk = data.draw(st.sampled_from([b"", b"}", b"]", b",", b'"', b" ", b"{"]))
+    body = body[:cut] + junk + body[cut + data.draw(st.integers(0, 2)) :]
+    try:
+        decoded = json.loads(body)
+    except ValueError:
+        label("invalid JSON")
+        assert _outcome(body) == "VerificationError"
+        return
+    ours = _outcome(body)
+    label(ours if isinstance(ours, str) else "accepted")
+    assert ours == _outcome(json.dumps(decoded).encode())

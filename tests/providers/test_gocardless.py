@@ -157,6 +157,15 @@ def test_each_event_of_a_batch_is_stored_as_its_own_json() -> None:
     assert b"EV0123ABCD4567" not in events[1].payload
 
 
+def test_each_payload_is_the_events_own_text_as_sent() -> None:
+    body = load_event("gocardless", "payments_lifecycle.json")  # indented, as a person writes
+    events = provider().verify(signed(body))
+    parsed = json.loads(body)["events"]
+    for verified, item in zip(events, parsed, strict=True):
+        assert verified.payload in body  # a slice of the body, not a re-encoding
+        assert json.loads(verified.payload) == item
+
+
 def test_a_redelivered_batch_yields_the_same_event_ids_and_payloads() -> None:
     body = load_event("gocardless", "payments_lifecycle.json")
     first, second = provider().verify(signed(body)), provider().verify(signed(body))
@@ -314,7 +323,68 @@ def test_agrees_with_sdk_on_valid_tampered_and_malformed_requests(
     assert ours == sdk_outcome(body, secrets, header)
 
 
+# --- the batch split reads what json.loads reads ------------------------------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=6),
+    lambda inner: (
+        st.lists(inner, max_size=2) | st.dictionaries(st.text(max_size=4), inner, max_size=2)
+    ),
+    max_leaves=6,
+)
+items = st.one_of(
+    gc_events,
+    gc_events.flatmap(lambda e: st.sampled_from([k for k in e if e[k]]).map(lambda k: {**e, k: 7})),
+    json_values,
+)
+batch_bodies = st.builds(
+    lambda events, rest, style, ascii_only, events_last: json.dumps(
+        {**rest, "events": events} if events_last else {"events": events, **rest},
+        ensure_ascii=ascii_only,
+        separators=(",", ":") if style == "compact" else None,
+        indent=2 if style == "indented" else None,
+    ).encode(),
+    st.lists(items, max_size=3) | json_values,
+    st.dictionaries(st.sampled_from(["meta", "events_count", "x"]), json_values, max_size=2),
+    st.sampled_from(["compact", "spaced", "indented"]),
+    st.booleans(),
+    st.booleans(),
+)
+
+
+def outcome(body: bytes) -> object:
+    """What verify makes of a correctly signed body: its events, parsed, or the error type."""
+    try:
+        events = provider().verify(signed(body))
+    except (PayloadError, VerificationError) as exc:
+        return type(exc).__name__
+    for verified in events:
+        assert verified.payload in body  # each payload is the event's text as sent
+    return [(e.event_id, e.event_type, json.loads(e.payload), e.occurred_at) for e in events]
+
+
+@settings(max_examples=400, deadline=None)
+@given(body=batch_bodies, data=st.data())
+def test_what_is_accepted_and_each_event_depend_only_on_what_json_loads_reads(
+    body: bytes, data: st.DataObject
+) -> None:
+    if data.draw(st.booleans()):  # a broken body, to check rejections too
+        cut = data.draw(st.integers(0, len(body)))
+        junk = data.draw(st.sampled_from([b"", b"}", b"]", b",", b'"', b" ", b"x"]))
+        body = body[:cut] + junk + body[cut + data.draw(st.integers(0, 2)) :]
+    try:
+        decoded = json.loads(body)
+    except ValueError:
+        event("invalid JSON")
+        assert outcome(body) == "PayloadError"
+        return
+    ours = outcome(body)
+    event(ours if isinstance(ours, str) else "accepted")
+    # The same value written canonically verifies to the same events.
+    assert ours == outcome(json.dumps(decoded).encode())
+
+
 def test_verify_function_never_leaks_foreign_errors() -> None:
     for header in ["", "\u00e9", "\x00", "a" * 10_000]:
         with pytest.raises(VerificationError):
-            verify_gocardless_signature(b"{}", header, (SECRET,))
+            verify_gocardless_signature(b"{}", header, provider().keys)

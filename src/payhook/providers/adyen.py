@@ -16,7 +16,9 @@ import json
 import re
 import secrets as _secrets
 import string
+from binascii import b2a_base64
 from datetime import UTC, datetime
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from payhook.core.clock import Clock, system_clock
@@ -25,6 +27,7 @@ from payhook.core.money import minor_amount, normalize_currency
 from payhook.core.payment import PaymentEvent, PaymentEventKind
 from payhook.errors import ConfigError, VerificationError
 from payhook.providers.base import (
+    HmacKeys,
     Provider,
     ProviderConfig,
     ProviderResponse,
@@ -33,6 +36,7 @@ from payhook.providers.base import (
     parse_json_object,
     require_str,
 )
+from payhook.providers.json_batch import body_text, event_bytes, split_wrapped_batch
 
 _HEX = re.compile(r"^(?:[0-9A-Fa-f]{2})+$")
 K = PaymentEventKind
@@ -74,7 +78,7 @@ def signing_string(item: dict[str, Any]) -> bytes:
         item.get("success"),
     )
     try:
-        return ":".join(_signed_field(v) for v in fields).encode()
+        return ":".join([v if type(v) is str else _signed_field(v) for v in fields]).encode()
     except UnicodeEncodeError as exc:  # a lone surrogate escaped in the JSON
         raise VerificationError("notification item has a field that is not valid text") from exc
 
@@ -84,7 +88,7 @@ def adyen_signature(key: bytes, item: dict[str, Any]) -> str:
     return base64.b64encode(hmac.digest(key, signing_string(item), hashlib.sha256)).decode()
 
 
-def verify_notification_item(item: object, keys: list[bytes]) -> dict[str, Any]:
+def verify_notification_item(item: object, keys: HmacKeys) -> dict[str, Any]:
     """Verify one NotificationRequestItem; returns it or raises VerificationError."""
     if not isinstance(item, dict):
         raise VerificationError("notification item is not an object")
@@ -95,36 +99,55 @@ def verify_notification_item(item: object, keys: list[bytes]) -> dict[str, Any]:
     if not signature.isascii():
         raise VerificationError("hmacSignature is not base64")
     message = signing_string(item)
-    expected = [base64.b64encode(hmac.digest(k, message, hashlib.sha256)) for k in keys]
-    if not any_signature_matches(expected, [signature]):
+    expected = [b2a_base64(mac, newline=False) for mac in keys.digests(message)]
+    if not any_signature_matches(expected, [signature.encode()]):
         raise VerificationError("no Adyen hmacSignature matches")
     return item
 
 
-def notification_items(body: bytes) -> list[object]:
-    """The items of a notification body; the signatures are inside, so a bad shape is a
-    verification failure rather than a payload error."""
+def notification_items(body: bytes) -> tuple[list[object], list[str]]:
+    """The items of a notification body, and each one's own JSON text.
+
+    The signatures are inside, so a bad shape is a verification failure rather than a payload
+    error. The body is read as json.loads reads it (so also UTF-16/32, and UTF-8 that encodes
+    a lone surrogate): what is accepted is what was accepted when it was json.loads.
+    """
     try:
-        data = json.loads(body)
+        text = body_text(body, strict_utf8=False)
+        data, texts = split_wrapped_batch(text, "notificationItems", "NotificationRequestItem")
     except (ValueError, RecursionError) as exc:  # also UnicodeDecodeError, int-digit limits
         raise VerificationError("body is not a JSON notification") from exc
     items = data.get("notificationItems") if isinstance(data, dict) else None
     if not isinstance(items, list) or not items:
         raise VerificationError("body has no notificationItems")
-    return [w.get("NotificationRequestItem") if isinstance(w, dict) else None for w in items]
+    wrapped = [w.get("NotificationRequestItem") if isinstance(w, dict) else None for w in items]
+    return wrapped, texts
 
 
-# Built once: json.dumps with options builds a new encoder on every call. The output is
-# byte-for-byte what json.dumps gave, so event ids and stored payloads do not change.
+# Built once: json.dumps with options builds a new encoder on every call.
 _ID_ENCODER = json.JSONEncoder()
-_PAYLOAD_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+
+
+def _identity_json(values: list[object]) -> str:
+    """Exactly ``json.dumps(values)``, which defined the ids; built by hand when every value is
+    a str or None (as Adyen sends them), since setting the encoder up costs more than the
+    encoding."""
+    parts = []
+    for value in values:
+        if type(value) is str:
+            parts.append(encode_basestring_ascii(value))
+        elif value is None:
+            parts.append("null")
+        else:
+            return _ID_ENCODER.encode(values)
+    return f"[{', '.join(parts)}]"
 
 
 def notification_event_id(item: dict[str, Any]) -> str:
     """Deterministic id from (pspReference, eventCode, success, originalReference)."""
     psp = require_str(item, "pspReference", "NotificationRequestItem")
     identity = [psp, item.get("eventCode"), item.get("success"), item.get("originalReference")]
-    digest = hashlib.sha256(_ID_ENCODER.encode(identity).encode()).hexdigest()[:20]
+    digest = hashlib.sha256(_identity_json(identity).encode()).hexdigest()[:20]
     return f"{psp}:{digest}"
 
 
@@ -142,21 +165,21 @@ class AdyenProvider(Provider):
     def __init__(self, config: ProviderConfig, clock: Clock = system_clock) -> None:
         super().__init__(config, clock)
         self.keys = [decode_hmac_key(s) for s in config.secrets]
+        self.prepared_keys = HmacKeys(self.keys)
 
     def verify(self, request: WebhookRequest) -> list[VerifiedEvent]:
-        items = [verify_notification_item(i, self.keys) for i in notification_items(request.body)]
-        events = []
-        for item in items:
-            events.append(
-                VerifiedEvent(
-                    event_id=notification_event_id(item),
-                    event_type=require_str(item, "eventCode", "NotificationRequestItem"),
-                    # ASCII, sorted, compact: the same item always stores as the same bytes.
-                    payload=_PAYLOAD_ENCODER.encode(item).encode(),
-                    occurred_at=iso_timestamp(item.get("eventDate"), naive_as_utc=False),
-                )
+        items, texts = notification_items(request.body)
+        # Every item is verified before any becomes an event: one bad item rejects them all.
+        verified = [verify_notification_item(item, self.prepared_keys) for item in items]
+        return [
+            VerifiedEvent(
+                notification_event_id(item),
+                require_str(item, "eventCode", "NotificationRequestItem"),
+                event_bytes(text, item),  # the item's own text, as Adyen sent it
+                iso_timestamp(item.get("eventDate"), naive_as_utc=False),
             )
-        return events
+            for item, text in zip(verified, texts, strict=True)
+        ]
 
     def acknowledge(self, outcomes: list[IngestOutcome]) -> ProviderResponse:
         return ProviderResponse(200, b"[accepted]", "text/plain")

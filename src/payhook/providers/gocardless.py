@@ -1,9 +1,10 @@
 """GoCardless: ``Webhook-Signature`` is the hex HMAC-SHA256 of the raw body.
 
 One delivery carries several events (``{"events": [...], "meta": {...}}``); each becomes its own
-event, stored as its own JSON and deduplicated on its ``id``. A bad signature gets 498 (Token
-Invalid), as GoCardless asks. Events name the resource (``links.payment``, ``links.refund``)
-but carry no amounts or currencies, so the ledger learns states, not sums, from them.
+event, stored as its own JSON (its text as sent) and deduplicated on its ``id``. A bad signature
+gets 498 (Token Invalid), as GoCardless asks. Events name the resource (``links.payment``,
+``links.refund``) but carry no amounts or currencies, so the ledger learns states, not sums,
+from them.
 """
 
 from __future__ import annotations
@@ -15,17 +16,20 @@ import secrets as _secrets
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+from payhook.core.clock import Clock, system_clock
 from payhook.core.model import StoredWebhook, VerifiedEvent, WebhookRequest
 from payhook.core.payment import PaymentEvent, PaymentEventKind
 from payhook.errors import PayloadError, VerificationError
 from payhook.providers.base import (
+    HmacKeys,
     Provider,
+    ProviderConfig,
     any_signature_matches,
     dig,
     iso_timestamp,
     parse_json_object,
-    require_str,
 )
+from payhook.providers.json_batch import body_text, event_bytes, split_batch
 
 SIGNATURE_HEADER = "webhook-signature"
 K = PaymentEventKind
@@ -55,31 +59,21 @@ def gocardless_signature(secret: str, body: bytes) -> str:
     return hmac.digest(secret.encode(), body, hashlib.sha256).hex()
 
 
-def verify_gocardless_signature(body: bytes, header: str | None, secrets: tuple[str, ...]) -> None:
-    """Raise VerificationError unless ``header`` is the body's signature under some secret."""
+def verify_gocardless_signature(body: bytes, header: str | None, keys: HmacKeys) -> None:
+    """Raise VerificationError unless ``header`` is the body's signature under some key."""
     if not header:
         raise VerificationError("missing Webhook-Signature header")
-    expected = [gocardless_signature(secret, body) for secret in secrets]
-    if not any_signature_matches(expected, [header]):
+    if not any_signature_matches(keys.hexdigests(body), [header]):
         raise VerificationError("no GoCardless signature matches")
 
 
-# Built once: json.dumps with options builds a new encoder on every call (same output).
-_PAYLOAD_ENCODER = json.JSONEncoder(separators=(",", ":"))
-
-
-def _event(item: object, index: int) -> VerifiedEvent:
-    if not isinstance(item, dict):
-        raise PayloadError(f"events[{index}] is not an object")
-    where = f"events[{index}]"
-    event_id = require_str(item, "id", where)
-    event_type = f"{require_str(item, 'resource_type', where)}.{require_str(item, 'action', where)}"
-    return VerifiedEvent(
-        event_id=event_id,
-        event_type=event_type,
-        payload=_PAYLOAD_ENCODER.encode(item).encode(),
-        occurred_at=iso_timestamp(item.get("created_at")),
-    )
+def _missing(item: dict[str, Any], index: int) -> PayloadError:
+    """The error for the first required field of an event that is not a non-empty string."""
+    for key in ("id", "resource_type", "action"):
+        value = item.get(key)
+        if not isinstance(value, str) or not value:
+            break
+    return PayloadError(f"events[{index}].{key} is missing or not a string")
 
 
 class GoCardlessProvider(Provider):
@@ -94,14 +88,52 @@ class GoCardlessProvider(Provider):
         "refunds.paid",
     )
 
+    def __init__(self, config: ProviderConfig, clock: Clock = system_clock) -> None:
+        super().__init__(config, clock)
+        self.keys = HmacKeys.of_secrets(config)
+
     def verify(self, request: WebhookRequest) -> list[VerifiedEvent]:
-        verify_gocardless_signature(
-            request.body, request.header(SIGNATURE_HEADER), self.config.secrets
-        )
-        events = parse_json_object(request.body).get("events")
+        body = request.body
+        verify_gocardless_signature(body, request.headers.get(SIGNATURE_HEADER), self.keys)
+        try:
+            # Strict UTF-8 as parse_json_object; each event keeps the text it was sent as.
+            data, texts = split_batch(body_text(body), "events")
+        except (ValueError, RecursionError) as exc:  # also UnicodeDecodeError
+            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else type(exc).__name__
+            raise PayloadError(f"body is not valid JSON: {reason}") from exc
+        if not isinstance(data, dict):
+            raise PayloadError(f"body must be a JSON object, got {type(data).__name__}")
+        events = data.get("events")
         if not isinstance(events, list):
             raise PayloadError("body.events is missing or not a list")
-        return [_event(item, index) for index, item in enumerate(events)]
+        verified = []
+        for index, item in enumerate(events):
+            if not isinstance(item, dict):
+                raise PayloadError(f"events[{index}] is not an object")
+            event_id, resource, action = (
+                item.get("id"),
+                item.get("resource_type"),
+                item.get("action"),
+            )
+            # type(...) is str: what json.loads gives; one test each, the message only on failure
+            if not (
+                type(event_id) is str
+                and type(resource) is str
+                and type(action) is str
+                and event_id
+                and resource
+                and action
+            ):
+                raise _missing(item, index)
+            verified.append(
+                VerifiedEvent(
+                    event_id,
+                    f"{resource}.{action}",
+                    event_bytes(texts[index], item),
+                    iso_timestamp(item.get("created_at")),
+                )
+            )
+        return verified
 
     def payment_events(self, webhook: StoredWebhook) -> list[PaymentEvent]:
         event = parse_json_object(webhook.payload)

@@ -31,6 +31,7 @@ from payhook.core.money import major_to_minor, normalize_currency
 from payhook.core.payment import PaymentEvent, PaymentEventKind
 from payhook.errors import ConfigError, PayloadError, VerificationError
 from payhook.providers.base import (
+    HmacKeys,
     Provider,
     ProviderConfig,
     any_signature_matches,
@@ -64,11 +65,10 @@ def mollie_signature(secret: str, body: bytes) -> str:
     return hmac.digest(secret.encode(), body, hashlib.sha256).hex()
 
 
-def verify_mollie_signature(body: bytes, header: str, secrets: tuple[str, ...]) -> None:
-    """Raise VerificationError unless ``header`` signs ``body`` under one of the secrets."""
+def verify_mollie_signature(body: bytes, header: str, keys: HmacKeys) -> None:
+    """Raise VerificationError unless ``header`` signs ``body`` under one of the keys."""
     received = header.removeprefix(SIGNATURE_PREFIX)
-    expected = [mollie_signature(secret, body) for secret in secrets]
-    if not any_signature_matches(expected, [received]):
+    if not any_signature_matches(keys.hexdigests(body), [received]):
         raise VerificationError("no Mollie signature matches")
 
 
@@ -110,21 +110,23 @@ class MollieProvider(Provider):
             )
         self.allow_classic = allow_classic
         self.classic_dedup_seconds = window
+        self.keys = HmacKeys.of_secrets(config)
 
     def verify(self, request: WebhookRequest) -> list[VerifiedEvent]:
-        header = request.header(SIGNATURE_HEADER)
+        body = request.body
+        header = request.headers.get(SIGNATURE_HEADER)
         if not header:
             if self.allow_classic:
-                return [self._classic_event(request.body)]
+                return [self._classic_event(body)]
             raise VerificationError("missing X-Mollie-Signature header")
-        verify_mollie_signature(request.body, header, self.config.secrets)
-        event = parse_json_object(request.body)
+        verify_mollie_signature(body, header, self.keys)
+        event = parse_json_object(body)
         return [
             VerifiedEvent(
-                event_id=require_str(event, "id"),
-                event_type=require_str(event, "type"),
-                payload=request.body,
-                occurred_at=iso_timestamp(event.get("createdAt")),
+                require_str(event, "id"),
+                require_str(event, "type"),
+                body,
+                iso_timestamp(event.get("createdAt")),
             )
         ]
 

@@ -20,12 +20,15 @@ import secrets as _secrets
 import string
 from typing import Any
 
+from payhook.core.clock import Clock, system_clock
 from payhook.core.model import StoredWebhook, VerifiedEvent, WebhookRequest
 from payhook.core.money import minor_amount, normalize_currency
 from payhook.core.payment import PaymentEvent, PaymentEventKind
 from payhook.errors import PayloadError, VerificationError
 from payhook.providers.base import (
+    HmacKeys,
     Provider,
+    ProviderConfig,
     any_signature_matches,
     dig,
     parse_json_object,
@@ -42,14 +45,14 @@ def razorpay_signature(secret: str, body: bytes) -> str:
     return hmac.digest(secret.encode(), body, hashlib.sha256).hex()
 
 
-def verify_razorpay_signature(body: bytes, header: str | None, secrets: tuple[str, ...]) -> None:
+def verify_razorpay_signature(body: bytes, header: str | None, keys: HmacKeys) -> None:
     """Raise VerificationError unless one configured secret signed the body."""
     if not header:
         raise VerificationError("missing X-Razorpay-Signature header")
     if not header.isascii():
         raise VerificationError("X-Razorpay-Signature is not hex")
     # Lower-case hex compared as text, as the official SDK compares it.
-    if not any_signature_matches([razorpay_signature(s, body) for s in secrets], [header]):
+    if not any_signature_matches(keys.hexdigests(body), [header]):
         raise VerificationError("no Razorpay signature matches")
 
 
@@ -65,25 +68,24 @@ class RazorpayProvider(Provider):
         "payment.dispute.lost",
     )
 
+    def __init__(self, config: ProviderConfig, clock: Clock = system_clock) -> None:
+        super().__init__(config, clock)
+        self.keys = HmacKeys.of_secrets(config)
+
     def verify(self, request: WebhookRequest) -> list[VerifiedEvent]:
-        verify_razorpay_signature(
-            request.body, request.header(SIGNATURE_HEADER), self.config.secrets
-        )
-        event_id = request.header(EVENT_ID_HEADER)
+        body, headers = request.body, request.headers
+        verify_razorpay_signature(body, headers.get(SIGNATURE_HEADER), self.keys)
+        event_id = headers.get(EVENT_ID_HEADER)
         if not event_id or not _EVENT_ID.match(event_id):
             raise PayloadError("missing or malformed x-razorpay-event-id header")
-        event = parse_json_object(request.body)
+        event = parse_json_object(body)
         created = event.get("created_at")
         return [
             VerifiedEvent(
-                event_id=event_id,
-                event_type=require_str(event, "event"),
-                payload=request.body,
-                occurred_at=(
-                    float(created)
-                    if isinstance(created, int) and not isinstance(created, bool)
-                    else None
-                ),
+                event_id,
+                require_str(event, "event"),
+                body,
+                float(created) if type(created) is int else None,  # not a bool
             )
         ]
 

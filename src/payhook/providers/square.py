@@ -13,6 +13,7 @@ import hmac
 import json
 import secrets as _secrets
 import uuid
+from binascii import b2a_base64
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +23,7 @@ from payhook.core.money import minor_amount, normalize_currency
 from payhook.core.payment import PaymentEvent, PaymentEventKind
 from payhook.errors import ConfigError, PayloadError, VerificationError
 from payhook.providers.base import (
+    HmacKeys,
     Provider,
     ProviderConfig,
     any_signature_matches,
@@ -40,10 +42,12 @@ def square_signature(key: str, notification_url: str, body: bytes) -> str:
     return base64.b64encode(mac).decode()
 
 
-def verify_square_signature(
-    body: bytes, header: str | None, notification_url: str, secrets: tuple[str, ...]
-) -> None:
-    """Raise VerificationError unless one configured key signed URL + body."""
+def verify_square_signature(body: bytes, header: str | None, keys: HmacKeys) -> None:
+    """Raise VerificationError unless one configured key signed URL + body.
+
+    ``keys`` are the signature keys with the notification URL as their prefix
+    (``HmacKeys.of_secrets(config, url.encode())``).
+    """
     if not header:
         raise VerificationError("missing x-square-hmacsha256-signature header")
     if not body:
@@ -51,9 +55,9 @@ def verify_square_signature(
         raise VerificationError("empty body")
     if not header.isascii():
         raise VerificationError("x-square-hmacsha256-signature is not base64")
-    expected = [square_signature(key, notification_url, body) for key in secrets]
+    expected = [b2a_base64(mac, newline=False) for mac in keys.digests(body)]
     # Base64 text is compared as received, as the SDK does: no lenient re-decoding.
-    if not any_signature_matches(expected, [header]):
+    if not any_signature_matches(expected, [header.encode()]):
         raise VerificationError("no Square signature matches")
 
 
@@ -75,22 +79,23 @@ class SquareProvider(Provider):
                 f"providers.{config.name}.notification_url: got {type(url).__name__},"
                 " expected the subscription's URL as a string"
             )
+        try:
+            prefix = url.encode()
+        except UnicodeEncodeError:
+            raise ConfigError(f"providers.{config.name}.notification_url: not UTF-8 text") from None
         self.notification_url = url
+        self.keys = HmacKeys.of_secrets(config, prefix)  # Square signs the URL, then the body
 
     def verify(self, request: WebhookRequest) -> list[VerifiedEvent]:
-        verify_square_signature(
-            request.body,
-            request.header(SIGNATURE_HEADER),
-            self.notification_url,
-            self.config.secrets,
-        )
-        event = parse_json_object(request.body)
+        body = request.body
+        verify_square_signature(body, request.headers.get(SIGNATURE_HEADER), self.keys)
+        event = parse_json_object(body)
         return [
             VerifiedEvent(
-                event_id=require_str(event, "event_id"),
-                event_type=require_str(event, "type"),
-                payload=request.body,
-                occurred_at=iso_timestamp(event.get("created_at"), naive_as_utc=False),
+                require_str(event, "event_id"),
+                require_str(event, "type"),
+                body,
+                iso_timestamp(event.get("created_at"), naive_as_utc=False),
             )
         ]
 
