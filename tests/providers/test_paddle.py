@@ -17,7 +17,7 @@ from payhook.core.model import StoredWebhook, WebhookRequest, webhook_id_for
 from payhook.core.payment import PaymentEvent
 from payhook.core.payment import PaymentEventKind as K
 from payhook.errors import PayloadError, VerificationError
-from payhook.providers.base import ProviderConfig
+from payhook.providers.base import HmacKeys, ProviderConfig
 from payhook.providers.paddle import PaddleProvider, paddle_signature, verify_paddle_signature
 from tests.conftest import FakeClock, load_event
 
@@ -68,7 +68,12 @@ def test_known_vector_from_the_sdk_test_suite_verifies() -> None:
     header = (
         "ts=1696195954;h1=dummy;h1=d96299976a6eb066f484d7fde011ac56fc32b38fc9940bc419d6e537fdc6ef02"
     )
-    assert verify_paddle_signature(b"hello-world", header, secrets, 1696195954, 5) == 1696195954
+    assert (
+        verify_paddle_signature(
+            b"hello-world", header, HmacKeys(s.encode() for s in secrets), 1696195954, 5
+        )
+        == 1696195954
+    )
     assert paddle_signature(SECRET, 1696195954, b"hello-world") == (
         "d96299976a6eb066f484d7fde011ac56fc32b38fc9940bc419d6e537fdc6ef02"
     )
@@ -289,7 +294,7 @@ def sdk_accepts(body: bytes, header: str | None, secrets: list[str]) -> bool:
 
 def payhook_accepts(body: bytes, header: str | None, secrets: list[str], now: float) -> bool:
     try:
-        verify_paddle_signature(body, header, tuple(secrets), now, 5)
+        verify_paddle_signature(body, header, HmacKeys(s.encode() for s in secrets), now, 5)
     except VerificationError:
         return False
     return True

@@ -132,8 +132,8 @@ def test_accepts_second_secret_during_rotation() -> None:
 
 @pytest.mark.parametrize(
     "event_id",
-    [None, "", "has space", "x" * 129, "caf\u00e9"],
-    ids=["absent", "empty", "space", "too long", "non-ascii"],
+    [None, "", "has space", "x" * 129, "caf\u00e9", "evt_1\n"],
+    ids=["absent", "empty", "space", "too long", "non-ascii", "trailing newline"],
 )
 def test_authentic_body_without_usable_event_id_is_a_payload_error(event_id: str | None) -> None:
     with pytest.raises(PayloadError, match="x-razorpay-event-id"):

@@ -20,6 +20,7 @@ from payhook.core.money import minor_amount, normalize_currency
 from payhook.core.payment import PaymentEvent, PaymentEventKind
 from payhook.errors import ConfigError, PayloadError, VerificationError
 from payhook.providers.base import (
+    HmacKeys,
     Provider,
     ProviderConfig,
     any_signature_matches,
@@ -42,7 +43,7 @@ def verify_checkout_signature(
     body: bytes,
     signature: str | None,
     authorization: str | None,
-    secrets: tuple[str, ...],
+    keys: HmacKeys,
     expected_authorization: str | None,
 ) -> None:
     """Raise VerificationError unless the body is signed by a configured key (and, when one is
@@ -51,8 +52,7 @@ def verify_checkout_signature(
         raise VerificationError("missing Cko-Signature header")
     if not signature.isascii():
         raise VerificationError("Cko-Signature is not hex")
-    expected = [checkout_signature(key, body) for key in secrets]
-    if not any_signature_matches(expected, [signature]):
+    if not any_signature_matches(keys.hexdigests(body), [signature]):
         raise VerificationError("no Checkout.com signature matches")
     if expected_authorization is not None:
         if not authorization:
@@ -85,13 +85,14 @@ class CheckoutProvider(Provider):
                 " expected the Authorization header value as a non-empty string"
             )
         self.authorization: str | None = authorization
+        self.keys = HmacKeys.of_secrets(config)
 
     def verify(self, request: WebhookRequest) -> list[VerifiedEvent]:
         verify_checkout_signature(
             request.body,
-            request.header(SIGNATURE_HEADER),
-            request.header(AUTHORIZATION_HEADER),
-            self.config.secrets,
+            request.headers.get(SIGNATURE_HEADER),
+            request.headers.get(AUTHORIZATION_HEADER),
+            self.keys,
             self.authorization,
         )
         event = parse_json_object(request.body)

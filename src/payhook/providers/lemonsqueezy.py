@@ -20,12 +20,15 @@ import secrets as _secrets
 from datetime import UTC, datetime
 from typing import Any
 
+from payhook.core.clock import Clock, system_clock
 from payhook.core.model import StoredWebhook, VerifiedEvent, WebhookRequest
 from payhook.core.money import minor_amount, normalize_currency
 from payhook.core.payment import PaymentEvent, PaymentEventKind
 from payhook.errors import PayloadError, VerificationError
 from payhook.providers.base import (
+    HmacKeys,
     Provider,
+    ProviderConfig,
     any_signature_matches,
     dig,
     iso_timestamp,
@@ -71,11 +74,15 @@ class LemonSqueezyProvider(Provider):
     type_name = "lemonsqueezy"
     sample_event_types = ("order_created", "order_refunded", "subscription_payment_success")
 
+    def __init__(self, config: ProviderConfig, clock: Clock = system_clock) -> None:
+        super().__init__(config, clock)
+        self.keys = HmacKeys.of_secrets(config)
+
     def verify(self, request: WebhookRequest) -> list[VerifiedEvent]:
-        received = request.header(SIGNATURE_HEADER)
+        received = request.headers.get(SIGNATURE_HEADER)
         if not received:
             raise VerificationError("missing X-Signature header")
-        expected = [lemonsqueezy_signature(secret, request.body) for secret in self.config.secrets]
+        expected = self.keys.hexdigests(request.body)
         # Compared exactly as the documented recipe compares it: lower-case hex, nothing else.
         if not any_signature_matches(expected, [received]):
             raise VerificationError("X-Signature does not match")

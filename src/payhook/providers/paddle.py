@@ -17,12 +17,15 @@ import secrets as _secrets
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+from payhook.core.clock import Clock, system_clock
 from payhook.core.model import StoredWebhook, VerifiedEvent, WebhookRequest
 from payhook.core.money import minor_amount, normalize_currency
 from payhook.core.payment import PaymentEvent, PaymentEventKind
 from payhook.errors import PayloadError, VerificationError
 from payhook.providers.base import (
+    HmacKeys,
     Provider,
+    ProviderConfig,
     any_signature_matches,
     check_tolerance,
     dig,
@@ -87,14 +90,13 @@ def parse_signature_header(header: str) -> tuple[int, list[str]]:
 
 
 def verify_paddle_signature(
-    body: bytes, header: str | None, secrets: tuple[str, ...], now: float, tolerance: int
+    body: bytes, header: str | None, keys: HmacKeys, now: float, tolerance: int
 ) -> int:
     """Verify a Paddle-Signature header; returns its timestamp or raises VerificationError."""
     if not header:
         raise VerificationError("missing Paddle-Signature header")
     timestamp, received = parse_signature_header(header)
-    expected = [paddle_signature(secret, timestamp, body) for secret in secrets]
-    if not any_signature_matches(expected, received):
+    if not any_signature_matches(keys.hexdigests(f"{timestamp}:".encode() + body), received):
         raise VerificationError("no Paddle signature matches")
     check_tolerance(timestamp, now, tolerance)
     return timestamp
@@ -111,11 +113,15 @@ class PaddleProvider(Provider):
         "adjustment.created",
     )
 
+    def __init__(self, config: ProviderConfig, clock: Clock = system_clock) -> None:
+        super().__init__(config, clock)
+        self.keys = HmacKeys.of_secrets(config)
+
     def verify(self, request: WebhookRequest) -> list[VerifiedEvent]:
         verify_paddle_signature(
             request.body,
-            request.header(SIGNATURE_HEADER),
-            self.config.secrets,
+            request.headers.get(SIGNATURE_HEADER),
+            self.keys,
             self.clock(),
             self.tolerance_seconds,
         )

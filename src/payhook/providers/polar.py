@@ -23,6 +23,7 @@ from payhook.core.money import minor_amount, normalize_currency
 from payhook.core.payment import PaymentEvent, PaymentEventKind
 from payhook.errors import PayloadError
 from payhook.providers.base import (
+    HmacKeys,
     Provider,
     ProviderConfig,
     iso_timestamp,
@@ -49,10 +50,11 @@ class PolarProvider(Provider):
     def __init__(self, config: ProviderConfig, clock: Clock = system_clock) -> None:
         super().__init__(config, clock)
         self.keys = [secret.encode() for secret in config.secrets]
+        self.hmac_keys = HmacKeys(self.keys)
 
     def verify(self, request: WebhookRequest) -> list[VerifiedEvent]:
         msg_id, timestamp = verify_standard_signature(
-            request, self.keys, self.clock(), self.tolerance_seconds
+            request, self.hmac_keys, self.clock(), self.tolerance_seconds
         )
         body = parse_json_object(request.body)
         # The body's timestamp is when the event happened; webhook-timestamp is when this

@@ -20,11 +20,19 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from payhook.core.clock import Clock, system_clock
 from payhook.core.model import StoredWebhook, VerifiedEvent, WebhookRequest
 from payhook.core.money import major_to_minor, normalize_currency
 from payhook.core.payment import PaymentEvent, PaymentEventKind
 from payhook.errors import PayloadError, VerificationError
-from payhook.providers.base import Provider, any_signature_matches, iso_timestamp, parse_json_object
+from payhook.providers.base import (
+    HmacKeys,
+    Provider,
+    ProviderConfig,
+    any_signature_matches,
+    iso_timestamp,
+    parse_json_object,
+)
 
 SIGNATURE_HEADER = "x-shopify-hmac-sha256"
 TOPIC_HEADER = "x-shopify-topic"
@@ -49,14 +57,14 @@ def shopify_signature(secret: str, body: bytes) -> str:
     return base64.b64encode(mac).decode()
 
 
-def verify_shopify_signature(body: bytes, header: str | None, secrets: tuple[str, ...]) -> None:
+def verify_shopify_signature(body: bytes, header: str | None, keys: HmacKeys) -> None:
     """Raise VerificationError unless ``header`` is the body's signature under some secret.
 
     The base64 text is compared as sent, as Shopify's own libraries do: no lenient decoding.
     """
     if not header:
         raise VerificationError("missing X-Shopify-Hmac-SHA256 header")
-    expected = [shopify_signature(secret, body) for secret in secrets]
+    expected = [base64.b64encode(mac) for mac in keys.digests(body)]
     if not any_signature_matches(expected, [header]):
         raise VerificationError("no Shopify signature matches")
 
@@ -82,10 +90,12 @@ class ShopifyProvider(Provider):
         "disputes/update",
     )
 
+    def __init__(self, config: ProviderConfig, clock: Clock = system_clock) -> None:
+        super().__init__(config, clock)
+        self.keys = HmacKeys.of_secrets(config)
+
     def verify(self, request: WebhookRequest) -> list[VerifiedEvent]:
-        verify_shopify_signature(
-            request.body, request.header(SIGNATURE_HEADER), self.config.secrets
-        )
+        verify_shopify_signature(request.body, request.headers.get(SIGNATURE_HEADER), self.keys)
         topic = request.header(TOPIC_HEADER)
         if not topic:
             raise PayloadError("missing X-Shopify-Topic header")

@@ -22,6 +22,7 @@ from payhook.core.model import StoredWebhook, VerifiedEvent, WebhookRequest
 from payhook.core.payment import PaymentEvent
 from payhook.errors import ConfigError, VerificationError
 from payhook.providers.base import (
+    HmacKeys,
     Provider,
     ProviderConfig,
     any_signature_matches,
@@ -82,7 +83,7 @@ def _received_signatures(header: str) -> list[bytes]:
 
 
 def verify_standard_signature(
-    request: WebhookRequest, keys: list[bytes], now: float, tolerance: int
+    request: WebhookRequest, keys: HmacKeys, now: float, tolerance: int
 ) -> tuple[str, int]:
     """Verify a Standard Webhooks delivery; returns (message id, timestamp)."""
     msg_id, raw_timestamp, header = _headers(request)
@@ -91,8 +92,7 @@ def verify_standard_signature(
     timestamp = int(raw_timestamp)
     check_tolerance(timestamp, now, tolerance)
     signed = f"{msg_id}.{timestamp}.".encode() + request.body
-    expected = [hmac.digest(key, signed, hashlib.sha256) for key in keys]
-    if not any_signature_matches(expected, _received_signatures(header)):
+    if not any_signature_matches(keys.digests(signed), _received_signatures(header)):
         raise VerificationError("no webhook signature matches")
     return msg_id, timestamp
 
@@ -104,10 +104,11 @@ class StandardWebhooksProvider(Provider):
     def __init__(self, config: ProviderConfig, clock: Clock = system_clock) -> None:
         super().__init__(config, clock)
         self.keys = [decode_secret(s) for s in config.secrets]
+        self.hmac_keys = HmacKeys(self.keys)
 
     def verify(self, request: WebhookRequest) -> list[VerifiedEvent]:
         msg_id, timestamp = verify_standard_signature(
-            request, self.keys, self.clock(), self.tolerance_seconds
+            request, self.hmac_keys, self.clock(), self.tolerance_seconds
         )
         body = parse_json_object(request.body)
         event_type = body.get("type")

@@ -14,12 +14,15 @@ import re
 import secrets as _secrets
 from typing import Any
 
+from payhook.core.clock import Clock, system_clock
 from payhook.core.model import StoredWebhook, VerifiedEvent, WebhookRequest
 from payhook.core.money import minor_amount, normalize_currency
 from payhook.core.payment import PaymentEvent, PaymentEventKind
 from payhook.errors import PayloadError, VerificationError
 from payhook.providers.base import (
+    HmacKeys,
     Provider,
+    ProviderConfig,
     any_signature_matches,
     check_tolerance,
     parse_json_object,
@@ -56,14 +59,13 @@ def parse_signature_header(header: str) -> tuple[int, list[str]]:
 
 
 def verify_stripe_signature(
-    body: bytes, header: str | None, secrets: tuple[str, ...], now: float, tolerance: int
+    body: bytes, header: str | None, keys: HmacKeys, now: float, tolerance: int
 ) -> int:
     """Verify a Stripe signature header; returns its timestamp or raises VerificationError."""
     if not header:
         raise VerificationError("missing Stripe-Signature header")
     timestamp, received = parse_signature_header(header)
-    expected = [stripe_signature(secret, timestamp, body) for secret in secrets]
-    if not any_signature_matches(expected, received):
+    if not any_signature_matches(keys.hexdigests(f"{timestamp}.".encode() + body), received):
         raise VerificationError("no Stripe signature matches")
     check_tolerance(timestamp, now, tolerance)
     return timestamp
@@ -82,11 +84,15 @@ class StripeProvider(Provider):
         "charge.dispute.closed",
     )
 
+    def __init__(self, config: ProviderConfig, clock: Clock = system_clock) -> None:
+        super().__init__(config, clock)
+        self.keys = HmacKeys.of_secrets(config)
+
     def verify(self, request: WebhookRequest) -> list[VerifiedEvent]:
         verify_stripe_signature(
             request.body,
-            request.header(SIGNATURE_HEADER),
-            self.config.secrets,
+            request.headers.get(SIGNATURE_HEADER),
+            self.keys,
             self.clock(),
             self.tolerance_seconds,
         )
