@@ -87,3 +87,27 @@ def test_the_audit_trail_also_catches_up_within_the_bound(runtime: EmbeddedRunti
         time.sleep(0.02)
     # webhook stored, webhook processed, payment created
     assert count_rows(runtime.path, "audit") >= 3
+
+
+def test_checkpoints_wait_while_saturated_but_not_past_the_lag_bound(tmp_path: Path) -> None:
+    with running_runtime(
+        tmp_path,
+        server={"workers": 0},
+        storage={"checkpoint_interval_seconds": 0.05},
+        processing={"max_lag_seconds": MAX_LAG},
+        providers={"stripe": {"secrets": ["whsec_runtime_tests"]}},
+    ) as runtime:
+        database = Path(runtime.path)
+        time.sleep(0.2)  # start-up writes are checkpointed
+        _saturate(runtime)
+        before = database.stat().st_size
+        saturated_at = time.monotonic()
+        for _ in range(50):
+            _deliver(runtime)
+        time.sleep(MAX_LAG / 3)
+        assert database.stat().st_size == before  # still only in the WAL
+        deadline = saturated_at + 10
+        while database.stat().st_size == before:
+            assert time.monotonic() < deadline, "never checkpointed"
+            time.sleep(0.01)
+        assert time.monotonic() - saturated_at >= MAX_LAG * 0.9

@@ -233,7 +233,18 @@ class EmbeddedRuntime:
 
     def _checkpoint_loop(self) -> None:
         conn = connect(self.path)
+        max_lag = self.settings.processing.max_lag_seconds
+        deferred_since: float | None = None
         while not self._stop.wait(self.settings.storage.checkpoint_interval_seconds):
+            # A checkpoint writes and syncs the database file, which slows the writer's WAL
+            # syncs: like processing, it waits while deliveries saturate the writer, for at
+            # most max_lag_seconds (the WAL grows meanwhile, by a few MB a second).
+            if self.writer.saturated:
+                now = time.monotonic()
+                deferred_since = deferred_since if deferred_since is not None else now
+                if now - deferred_since < max_lag:
+                    continue
+            deferred_since = None
             try:
                 checkpoint(conn)
             except Exception:
