@@ -143,10 +143,11 @@ def _lag_note() -> str:
     if max_lag is None:
         return ""
     return (
-        f"Burst processing lag is by design: while deliveries wait for the writer, workers"
-        f" yield to acknowledgments until the oldest queued message is"
-        f" `processing.max_lag_seconds` ({max_lag:g} s) old, then keep up at full speed; at a"
-        f" pace the server can absorb, nothing waits and processing follows within ms."
+        f"Burst processing lag is by design: while deliveries pile up at the writer (8 or more"
+        f" waiting when a group commits), workers, the audit and checkpoints yield to"
+        f" acknowledgments until the oldest queued message is `processing.max_lag_seconds`"
+        f" ({max_lag:g} s) old, then keep up at full speed; at a pace the server absorbs,"
+        f" nothing piles up and processing follows within ms."
     )
 
 

@@ -207,21 +207,33 @@ def test_deliveries_one_at_a_time_never_saturate_the_writer(
         assert not writer.saturated
 
 
-def test_deliveries_queued_behind_a_group_of_deliveries_saturate_it_for_a_while(
-    writer: GroupCommitWriter, clock: FakeClock
-) -> None:
-    writer.saturation_hold_seconds = 0.2  # type: ignore[misc]
-    # Hold the writer inside a delivery's commit, so the next delivery waits behind it.
+def _commit_while_waiting(writer: GroupCommitWriter, clock: FakeClock, waiting: int) -> bool:
+    """Commit one delivery while ``waiting`` more queue up behind it; all are answered."""
+    # Hold the writer inside a delivery's commit, so the next deliveries wait behind it.
     conn = connect(writer.path)
     conn.execute("BEGIN IMMEDIATE")  # the writer's INSERT waits for this lock
     first = writer.submit([stored(clock)])
     while writer.ingest_waiting:  # until the writer has taken the first delivery
         time.sleep(0.001)
-    second = writer.submit([stored(clock)])
+    rest = [writer.submit([stored(clock)]) for _ in range(waiting)]
     conn.rollback()
     conn.close()
     assert first.result() == [False]
-    assert writer.saturated  # the second was waiting when the first committed
-    assert second.result() == [False]
+    saturated_when_first_committed = writer.saturated
+    assert [f.result() for f in rest] == [[False]] * waiting
+    return saturated_when_first_committed
+
+
+def test_a_few_deliveries_behind_a_group_do_not_saturate_the_writer(
+    writer: GroupCommitWriter, clock: FakeClock
+) -> None:
+    assert not _commit_while_waiting(writer, clock, writer.saturation_backlog - 1)
+
+
+def test_a_backlog_of_deliveries_saturates_the_writer_for_a_while(
+    writer: GroupCommitWriter, clock: FakeClock
+) -> None:
+    writer.saturation_hold_seconds = 0.2  # type: ignore[misc]
+    assert _commit_while_waiting(writer, clock, writer.saturation_backlog)
     time.sleep(0.3)
     assert not writer.saturated  # the burst is over: background work may resume
