@@ -73,7 +73,11 @@ class ProviderResponse:
 
 
 def json_response(status: int, data: Any) -> ProviderResponse:
-    return ProviderResponse(status, json.dumps(data, separators=(",", ":")).encode())
+    return ProviderResponse(status, _COMPACT.encode(data).encode())
+
+
+# json.dumps with options builds an encoder on every call; this is every acknowledgment.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
 
 
 class Provider(ABC):
