@@ -224,16 +224,35 @@ def _commit_while_waiting(writer: GroupCommitWriter, clock: FakeClock, waiting: 
     return saturated_when_first_committed
 
 
-def test_a_few_deliveries_behind_a_group_do_not_saturate_the_writer(
+def test_a_few_deliveries_at_the_writer_do_not_saturate_it(
     writer: GroupCommitWriter, clock: FakeClock
 ) -> None:
-    assert not _commit_while_waiting(writer, clock, writer.saturation_backlog - 1)
+    # One committing, backlog - 2 behind it: one short of the backlog.
+    assert not _commit_while_waiting(writer, clock, writer.saturation_backlog - 2)
 
 
 def test_a_backlog_of_deliveries_saturates_the_writer_for_a_while(
     writer: GroupCommitWriter, clock: FakeClock
 ) -> None:
     writer.saturation_hold_seconds = 0.2  # type: ignore[misc]
-    assert _commit_while_waiting(writer, clock, writer.saturation_backlog)
+    assert _commit_while_waiting(writer, clock, writer.saturation_backlog - 1)
     time.sleep(0.3)
     assert not writer.saturated  # the burst is over: background work may resume
+
+
+def test_a_full_group_saturates_the_writer_even_with_nothing_behind_it(
+    writer: GroupCommitWriter, clock: FakeClock
+) -> None:
+    # Every connection's delivery queued behind a long commit, then all taken in one group.
+    conn = connect(writer.path)
+    conn.execute("BEGIN IMMEDIATE")
+    blocker = writer.submit([stored(clock)])
+    while writer.ingest_waiting:
+        time.sleep(0.001)
+    group = [writer.submit([stored(clock)]) for _ in range(writer.saturation_backlog)]
+    conn.rollback()
+    conn.close()
+    blocker.result()
+    assert [f.result() for f in group] == [[False]] * writer.saturation_backlog
+    assert writer.ingest_waiting == 0
+    assert writer.saturated

@@ -124,11 +124,14 @@ class GroupCommitWriter:
     #: Short, because every write queues behind the waiting group and providers give up on a
     #: delivery after 5-10 s: a 503 must arrive before that.
     busy_timeout_seconds: ClassVar[float] = 2.0
-    #: The writer counts as saturated when a group of deliveries commits while at least this
-    #: many more are already waiting, and stays so for ``saturation_hold_seconds``: long
-    #: enough to span the gaps between a burst's groups, short enough that background work
-    #: resumes as soon as the burst is absorbed. At a steady 3,000 deliveries/s a commit
-    #: (~0.5 ms) sees one or two arrive meanwhile; a burst over 32 connections, 10 to 30.
+    #: The writer counts as saturated when a group of deliveries commits and its deliveries
+    #: plus those already waiting behind it number at least this many, and stays so for
+    #: ``saturation_hold_seconds``: long enough to span the gaps between a burst's groups,
+    #: short enough that background work resumes as soon as the burst is absorbed. At a
+    #: steady 3,000 deliveries/s a group holds one or two and as many arrive meanwhile; in
+    #: a burst over 32 connections, 10 to 30 are at the writer. Counting the group itself
+    #: matters: after a long processing commit, every connection's delivery may be in one
+    #: group with none behind it.
     saturation_backlog: ClassVar[int] = 8
     saturation_hold_seconds: ClassVar[float] = 0.05
 
@@ -209,10 +212,10 @@ class GroupCommitWriter:
 
     @property
     def saturated(self) -> bool:
-        """Deliveries are arriving faster than single groups absorb them: when a group
-        committed (within the last ``saturation_hold_seconds``), ``saturation_backlog`` more
-        were already waiting. Background work (processing, audit, checkpoints) defers to
-        acknowledgments while this holds."""
+        """Deliveries are arriving faster than single groups absorb them: a group of
+        deliveries committed within the last ``saturation_hold_seconds`` with, counting those
+        already waiting behind it, ``saturation_backlog`` or more at the writer. Background
+        work (processing, audit, checkpoints) defers to acknowledgments while this holds."""
         return time.monotonic() - self._saturated_at < self.saturation_hold_seconds
 
     def _count_waiting(self, delta: int) -> None:
@@ -262,7 +265,7 @@ class GroupCommitWriter:
         else:
             self.groups += 1
             self.webhooks += sum(len(r.webhooks) for r in requests)
-        if requests and self._ingest_waiting >= self.saturation_backlog:
+        if requests and len(requests) + self._ingest_waiting >= self.saturation_backlog:
             self._saturated_at = time.monotonic()  # deliveries pile up faster than groups go
         for call, (ok, value) in zip(calls, results, strict=True):
             if ok:
