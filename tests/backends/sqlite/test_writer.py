@@ -256,3 +256,18 @@ def test_a_full_group_saturates_the_writer_even_with_nothing_behind_it(
     assert [f.result() for f in group] == [[False]] * writer.saturation_backlog
     assert writer.ingest_waiting == 0
     assert writer.saturated
+
+
+def test_deliveries_piled_up_behind_background_work_do_not_saturate_it(
+    writer: GroupCommitWriter, clock: FakeClock
+) -> None:
+    # A long processing commit holds the writer while deliveries arrive at a modest rate;
+    # pausing processing for them would only make its next commit longer.
+    release = threading.Event()
+    background = writer.submit_call(lambda conn: release.wait(5))
+    time.sleep(0.05)  # the writer is inside the call
+    group = [writer.submit([stored(clock)]) for _ in range(writer.saturation_backlog * 2)]
+    release.set()
+    assert background.result() is True
+    assert all(f.result() == [False] for f in group)
+    assert not writer.saturated

@@ -129,9 +129,9 @@ class GroupCommitWriter:
     #: ``saturation_hold_seconds``: long enough to span the gaps between a burst's groups,
     #: short enough that background work resumes as soon as the burst is absorbed. At a
     #: steady 3,000 deliveries/s a group holds one or two and as many arrive meanwhile; in
-    #: a burst over 32 connections, 10 to 30 are at the writer. Counting the group itself
-    #: matters: after a long processing commit, every connection's delivery may be in one
-    #: group with none behind it.
+    #: a burst over 32 connections, 10 to 30 are at the writer. Only ingest-only groups that
+    #: follow an ingest-only group count (see ``_commit``), and the group itself counts: in
+    #: a burst every connection's delivery may be in one group with none behind it.
     saturation_backlog: ClassVar[int] = 8
     saturation_hold_seconds: ClassVar[float] = 0.05
 
@@ -146,6 +146,7 @@ class GroupCommitWriter:
         self._waiting_lock = threading.Lock()
         self._ingest_waiting = 0
         self._saturated_at = -1e9
+        self._after_background = False  # the last group ran background work (calls)
         #: Called after each commit that enqueued webhooks (the runtime wakes its workers).
         self.on_commit: Callable[[], None] | None = None
 
@@ -265,8 +266,17 @@ class GroupCommitWriter:
         else:
             self.groups += 1
             self.webhooks += sum(len(r.webhooks) for r in requests)
-        if requests and len(requests) + self._ingest_waiting >= self.saturation_backlog:
+        # Deliveries that piled up behind background work say nothing about their own rate
+        # (and counting them would let a long processing commit pause processing, which
+        # lengthens the next one): only a backlog built while the writer did ingest counts.
+        if (
+            requests
+            and not calls
+            and not self._after_background
+            and len(requests) + self._ingest_waiting >= self.saturation_backlog
+        ):
             self._saturated_at = time.monotonic()  # deliveries pile up faster than groups go
+        self._after_background = bool(calls)
         for call, (ok, value) in zip(calls, results, strict=True):
             if ok:
                 call.future.set_result(value)
