@@ -213,23 +213,28 @@ class HmacKeys:
     def digests(self, message: bytes) -> list[bytes]:
         """The message's HMAC under every key, in order (one call per message, not one per
         key: this is on every verification)."""
-        return [outer.digest() for outer in self._finish(message)]
+        if len(self._states) == 1:  # one secret, the usual case: no loop (a fifth of the cost)
+            inner, outer = self._states[0]
+            return [_finish(inner, outer, message).digest()]
+        return [_finish(inner, outer, message).digest() for inner, outer in self._states]
 
     def hexdigests(self, message: bytes) -> list[str]:
         """As digests, in lower-case hex."""
-        return [outer.hexdigest() for outer in self._finish(message)]
+        if len(self._states) == 1:
+            inner, outer = self._states[0]
+            return [_finish(inner, outer, message).hexdigest()]
+        return [_finish(inner, outer, message).hexdigest() for inner, outer in self._states]
 
-    def _finish(self, message: bytes) -> list[Any]:
-        # hashlib, not hmac: below 2 KiB neither releases the GIL (hmac.digest always does,
-        # and taking it back waits on the event loop and the writer in the server).
-        outers = []
-        for inner, outer in self._states:
-            inner = inner.copy()
-            inner.update(message)
-            outer = outer.copy()
-            outer.update(inner.digest())
-            outers.append(outer)
-        return outers
+
+def _finish(inner: Any, outer: Any, message: bytes) -> Any:
+    """The outer hash of one prepared key over ``message``. hashlib, not hmac: below 2 KiB
+    neither releases the GIL (hmac.digest always does, and taking it back waits on the event
+    loop and the writer in the server)."""
+    inner = inner.copy()
+    inner.update(message)
+    outer = outer.copy()
+    outer.update(inner.digest())
+    return outer
 
 
 _DECODER = json.JSONDecoder()
