@@ -2,11 +2,13 @@
 
 A bounded loopback load of pre-signed, unique Stripe events (keep-alive connections, fixed
 concurrency) hits ``POST /webhook/stripe``; the same load hits ``POST /trivial`` on the same
-server process (same Starlette app, same uvicorn), which reads the body and answers a small
-JSON. Rounds alternate so both see the same machine. After each ingest round the script waits
-for the workers to drain the queue and the audit feed, and reports how long that took.
+server process (same Starlette app, same uvicorn), an ordinary Starlette function endpoint
+that reads the body and answers a small JSON (payhook's webhook route is a plain ASGI
+endpoint in the same router). Rounds alternate so both see the same machine. After each
+ingest round the script waits for the workers to drain the queue and the audit feed, and
+reports how long that took.
 
-    python benchmarks/ingest_throughput.py [--requests 4000] [--concurrency 32] [--rounds 2]
+    python benchmarks/ingest_throughput.py [--requests 4000] [--concurrency 32] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -190,7 +192,9 @@ def main() -> int:
         "",
         f"Machine: {machine()}.",
         f"Load: {args.requests} requests per phase, {args.concurrency} keep-alive connections,"
-        f" {args.rounds} alternating rounds; client and server share the machine's cores.",
+        f" {args.rounds} alternating rounds; client and server share the machine's cores."
+        " The trivial endpoint is an ordinary Starlette function endpoint (Request, JSONResponse);"
+        " payhook's webhook route is a plain ASGI endpoint in the same router.",
         "",
         "| round | endpoint | requests/s | p50 ms | p99 ms | statuses |",
         "|---|---|---|---|---|---|",
