@@ -141,6 +141,15 @@ class Provider(ABC):
         check_tolerance(timestamp, self.clock(), self.tolerance_seconds)
 
 
+class HmacProvider(Provider):
+    """A provider whose secrets are HMAC-SHA256 keys, as UTF-8 text, signing the body (or a
+    provider-specific text around it): ``self.keys``, prepared once."""
+
+    def __init__(self, config: ProviderConfig, clock: Clock = system_clock) -> None:
+        super().__init__(config, clock)
+        self.keys = HmacKeys.of_secrets(config)
+
+
 def check_tolerance(timestamp: float, now: float, tolerance: int) -> None:
     """A signed timestamp must lie within ``tolerance`` seconds of now, in both directions."""
     if timestamp < now - tolerance:

@@ -21,7 +21,7 @@ from payhook.core.payment import PaymentEvent, PaymentEventKind
 from payhook.errors import ConfigError, PayloadError, VerificationError
 from payhook.providers.base import (
     HmacKeys,
-    Provider,
+    HmacProvider,
     ProviderConfig,
     any_signature_matches,
     dig,
@@ -63,7 +63,7 @@ def verify_checkout_signature(
             raise VerificationError("Authorization header does not match")
 
 
-class CheckoutProvider(Provider):
+class CheckoutProvider(HmacProvider):
     type_name = "checkout"
     sample_event_types = (
         "payment_captured",
@@ -85,7 +85,6 @@ class CheckoutProvider(Provider):
                 " expected the Authorization header value as a non-empty string"
             )
         self.authorization: str | None = authorization
-        self.keys = HmacKeys.of_secrets(config)
 
     def verify(self, request: WebhookRequest) -> list[VerifiedEvent]:
         verify_checkout_signature(

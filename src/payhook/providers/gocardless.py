@@ -16,14 +16,12 @@ import secrets as _secrets
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from payhook.core.clock import Clock, system_clock
 from payhook.core.model import StoredWebhook, VerifiedEvent, WebhookRequest
 from payhook.core.payment import PaymentEvent, PaymentEventKind
 from payhook.errors import PayloadError, VerificationError
 from payhook.providers.base import (
     HmacKeys,
-    Provider,
-    ProviderConfig,
+    HmacProvider,
     any_signature_matches,
     dig,
     iso_timestamp,
@@ -76,7 +74,7 @@ def _missing(item: dict[str, Any], index: int) -> PayloadError:
     return PayloadError(f"events[{index}].{key} is missing or not a string")
 
 
-class GoCardlessProvider(Provider):
+class GoCardlessProvider(HmacProvider):
     type_name = "gocardless"
     rejection_status: ClassVar[int] = 498
     sample_event_types = (
@@ -87,10 +85,6 @@ class GoCardlessProvider(Provider):
         "payments.charged_back",
         "refunds.paid",
     )
-
-    def __init__(self, config: ProviderConfig, clock: Clock = system_clock) -> None:
-        super().__init__(config, clock)
-        self.keys = HmacKeys.of_secrets(config)
 
     def verify(self, request: WebhookRequest) -> list[VerifiedEvent]:
         body = request.body

@@ -20,15 +20,12 @@ import secrets as _secrets
 from datetime import UTC, datetime
 from typing import Any
 
-from payhook.core.clock import Clock, system_clock
 from payhook.core.model import StoredWebhook, VerifiedEvent, WebhookRequest
 from payhook.core.money import minor_amount, normalize_currency
 from payhook.core.payment import PaymentEvent, PaymentEventKind
 from payhook.errors import PayloadError, VerificationError
 from payhook.providers.base import (
-    HmacKeys,
-    Provider,
-    ProviderConfig,
+    HmacProvider,
     any_signature_matches,
     dig,
     iso_timestamp,
@@ -70,13 +67,9 @@ def _event_name(request: WebhookRequest, body: dict[str, Any]) -> str:
     return name
 
 
-class LemonSqueezyProvider(Provider):
+class LemonSqueezyProvider(HmacProvider):
     type_name = "lemonsqueezy"
     sample_event_types = ("order_created", "order_refunded", "subscription_payment_success")
-
-    def __init__(self, config: ProviderConfig, clock: Clock = system_clock) -> None:
-        super().__init__(config, clock)
-        self.keys = HmacKeys.of_secrets(config)
 
     def verify(self, request: WebhookRequest) -> list[VerifiedEvent]:
         received = request.headers.get(SIGNATURE_HEADER)

@@ -32,7 +32,7 @@ from payhook.core.payment import PaymentEvent, PaymentEventKind
 from payhook.errors import ConfigError, PayloadError, VerificationError
 from payhook.providers.base import (
     HmacKeys,
-    Provider,
+    HmacProvider,
     ProviderConfig,
     any_signature_matches,
     dig,
@@ -84,7 +84,7 @@ def classic_resource_id(body: bytes) -> str:
     return ids[0]
 
 
-class MollieProvider(Provider):
+class MollieProvider(HmacProvider):
     type_name = "mollie"
     sample_event_types = (
         "payment.paid",
@@ -110,7 +110,6 @@ class MollieProvider(Provider):
             )
         self.allow_classic = allow_classic
         self.classic_dedup_seconds = window
-        self.keys = HmacKeys.of_secrets(config)
 
     def verify(self, request: WebhookRequest) -> list[VerifiedEvent]:
         body = request.body

@@ -17,15 +17,13 @@ import secrets as _secrets
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from payhook.core.clock import Clock, system_clock
 from payhook.core.model import StoredWebhook, VerifiedEvent, WebhookRequest
 from payhook.core.money import minor_amount, normalize_currency
 from payhook.core.payment import PaymentEvent, PaymentEventKind
 from payhook.errors import PayloadError, VerificationError
 from payhook.providers.base import (
     HmacKeys,
-    Provider,
-    ProviderConfig,
+    HmacProvider,
     any_signature_matches,
     check_tolerance,
     dig,
@@ -102,7 +100,7 @@ def verify_paddle_signature(
     return timestamp
 
 
-class PaddleProvider(Provider):
+class PaddleProvider(HmacProvider):
     type_name = "paddle"
     default_tolerance_seconds: ClassVar[int] = 5
     sample_event_types = (
@@ -112,10 +110,6 @@ class PaddleProvider(Provider):
         "transaction.canceled",
         "adjustment.created",
     )
-
-    def __init__(self, config: ProviderConfig, clock: Clock = system_clock) -> None:
-        super().__init__(config, clock)
-        self.keys = HmacKeys.of_secrets(config)
 
     def verify(self, request: WebhookRequest) -> list[VerifiedEvent]:
         verify_paddle_signature(

@@ -20,15 +20,13 @@ import secrets as _secrets
 import string
 from typing import Any
 
-from payhook.core.clock import Clock, system_clock
 from payhook.core.model import StoredWebhook, VerifiedEvent, WebhookRequest
 from payhook.core.money import minor_amount, normalize_currency
 from payhook.core.payment import PaymentEvent, PaymentEventKind
 from payhook.errors import PayloadError, VerificationError
 from payhook.providers.base import (
     HmacKeys,
-    Provider,
-    ProviderConfig,
+    HmacProvider,
     any_signature_matches,
     dig,
     parse_json_object,
@@ -56,7 +54,7 @@ def verify_razorpay_signature(body: bytes, header: str | None, keys: HmacKeys) -
         raise VerificationError("no Razorpay signature matches")
 
 
-class RazorpayProvider(Provider):
+class RazorpayProvider(HmacProvider):
     type_name = "razorpay"
     sample_event_types = (
         "payment.captured",
@@ -67,10 +65,6 @@ class RazorpayProvider(Provider):
         "payment.dispute.won",
         "payment.dispute.lost",
     )
-
-    def __init__(self, config: ProviderConfig, clock: Clock = system_clock) -> None:
-        super().__init__(config, clock)
-        self.keys = HmacKeys.of_secrets(config)
 
     def verify(self, request: WebhookRequest) -> list[VerifiedEvent]:
         body, headers = request.body, request.headers

@@ -20,15 +20,13 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from payhook.core.clock import Clock, system_clock
 from payhook.core.model import StoredWebhook, VerifiedEvent, WebhookRequest
 from payhook.core.money import major_to_minor, normalize_currency
 from payhook.core.payment import PaymentEvent, PaymentEventKind
 from payhook.errors import PayloadError, VerificationError
 from payhook.providers.base import (
     HmacKeys,
-    Provider,
-    ProviderConfig,
+    HmacProvider,
     any_signature_matches,
     iso_timestamp,
     parse_json_object,
@@ -79,7 +77,7 @@ def _object_id(data: dict[str, Any], key: str) -> str:
     raise PayloadError(f"body.{key} is missing or not an id")
 
 
-class ShopifyProvider(Provider):
+class ShopifyProvider(HmacProvider):
     type_name = "shopify"
     sample_event_types = (
         "orders/paid",
@@ -89,10 +87,6 @@ class ShopifyProvider(Provider):
         "disputes/create",
         "disputes/update",
     )
-
-    def __init__(self, config: ProviderConfig, clock: Clock = system_clock) -> None:
-        super().__init__(config, clock)
-        self.keys = HmacKeys.of_secrets(config)
 
     def verify(self, request: WebhookRequest) -> list[VerifiedEvent]:
         verify_shopify_signature(request.body, request.headers.get(SIGNATURE_HEADER), self.keys)

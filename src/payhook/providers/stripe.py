@@ -14,15 +14,13 @@ import re
 import secrets as _secrets
 from typing import Any
 
-from payhook.core.clock import Clock, system_clock
 from payhook.core.model import StoredWebhook, VerifiedEvent, WebhookRequest
 from payhook.core.money import minor_amount, normalize_currency
 from payhook.core.payment import PaymentEvent, PaymentEventKind
 from payhook.errors import PayloadError, VerificationError
 from payhook.providers.base import (
     HmacKeys,
-    Provider,
-    ProviderConfig,
+    HmacProvider,
     any_signature_matches,
     check_tolerance,
     parse_json_object,
@@ -71,7 +69,7 @@ def verify_stripe_signature(
     return timestamp
 
 
-class StripeProvider(Provider):
+class StripeProvider(HmacProvider):
     type_name = "stripe"
     sample_event_types = (
         "payment_intent.succeeded",
@@ -83,10 +81,6 @@ class StripeProvider(Provider):
         "charge.dispute.created",
         "charge.dispute.closed",
     )
-
-    def __init__(self, config: ProviderConfig, clock: Clock = system_clock) -> None:
-        super().__init__(config, clock)
-        self.keys = HmacKeys.of_secrets(config)
 
     def verify(self, request: WebhookRequest) -> list[VerifiedEvent]:
         verify_stripe_signature(
