@@ -130,8 +130,8 @@ class EmbeddedRuntime:
 
     def _yield_to_ingest(self, store: SqliteStore) -> None:
         """Acknowledging a webhook is what a provider waits for (and times out on); processing
-        and auditing it are not. While deliveries arrive faster than the writer absorbs them
-        in one group, pause between batches, unless the backlog's oldest message is already
+        it, auditing it and checkpointing the WAL are not. While deliveries arrive faster than
+        the writer absorbs them, pause, unless the backlog's oldest message is already
         ``max_lag_seconds`` old (then keep up at full speed); no single pause outlasts that
         either. Under steady traffic with capacity to spare the writer is never saturated,
         so nothing pauses."""
@@ -233,18 +233,12 @@ class EmbeddedRuntime:
 
     def _checkpoint_loop(self) -> None:
         conn = connect(self.path)
-        max_lag = self.settings.processing.max_lag_seconds
-        deferred_since: float | None = None
+        store = SqliteStore(self.path, conn=conn)
         while not self._stop.wait(self.settings.storage.checkpoint_interval_seconds):
             # A checkpoint writes and syncs the database file, which slows the writer's WAL
-            # syncs: like processing, it waits while deliveries saturate the writer, for at
-            # most max_lag_seconds (the WAL grows meanwhile, by a few MB a second).
-            if self.writer.saturated:
-                now = time.monotonic()
-                deferred_since = deferred_since if deferred_since is not None else now
-                if now - deferred_since < max_lag:
-                    continue
-            deferred_since = None
+            # syncs: like processing, it waits while deliveries saturate the writer (the WAL
+            # grows meanwhile, by a few MB a second).
+            self._yield_to_ingest(store)
             try:
                 checkpoint(conn)
             except Exception:
