@@ -243,19 +243,20 @@ def test_a_backlog_of_deliveries_saturates_the_writer_for_a_while(
 def test_a_full_group_saturates_the_writer_even_with_nothing_behind_it(
     writer: GroupCommitWriter, clock: FakeClock
 ) -> None:
-    # Every connection's delivery queued behind a long commit, then all taken in one group.
-    conn = connect(writer.path)
-    conn.execute("BEGIN IMMEDIATE")
-    blocker = writer.submit([stored(clock)])
-    while writer.ingest_waiting:
-        time.sleep(0.001)
-    group = [writer.submit([stored(clock)]) for _ in range(writer.saturation_backlog)]
-    conn.rollback()
-    conn.close()
-    blocker.result()
-    assert [f.result() for f in group] == [[False]] * writer.saturation_backlog
+    # Every connection's delivery queued behind a commit, then all taken in one group.
+    marks: list[tuple[int, float]] = []  # (group size, when saturation was last marked)
+    commit = writer._commit
+
+    def recording(group: list) -> None:
+        commit(group)
+        marks.append((len(group), writer._saturated_at))
+
+    writer._commit = recording  # type: ignore[method-assign]
+    _commit_while_waiting(writer, clock, writer.saturation_backlog)
+    (_, after_first), (size, after_group) = marks
+    assert size == writer.saturation_backlog
     assert writer.ingest_waiting == 0
-    assert writer.saturated
+    assert after_group > after_first  # the full group marked it again, with none behind
 
 
 def test_deliveries_piled_up_behind_background_work_do_not_saturate_it(
