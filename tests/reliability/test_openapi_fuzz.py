@@ -7,7 +7,6 @@ response bodies. Schemathesis cannot sign, so nothing may ever be stored.
 
 from __future__ import annotations
 
-import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -16,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 
+from tests.conftest import count_rows
 from tests.reliability.conftest import soak_scale
 from tests.reliability.server import ReliabilityServer
 
@@ -44,14 +44,6 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReliabilityServer]
     finally:
         if server.process is not None:
             server.stop()
-
-
-def _stored(server: ReliabilityServer) -> int:
-    conn = sqlite3.connect(server.db)
-    try:
-        return int(conn.execute("SELECT count(*) FROM webhooks").fetchone()[0])
-    finally:
-        conn.close()
 
 
 def _fuzz_operation(
@@ -91,7 +83,7 @@ def _fuzz(server: ReliabilityServer, examples: int) -> Counter[str]:
         for operation in operations:
             for mode in schemathesis.GenerationMode:
                 _fuzz_operation(server, session, operation, mode, examples, seen)
-    assert _stored(server) == 0, "an unsigned request was stored"
+    assert count_rows(str(server.db), "webhooks") == 0, "an unsigned request was stored"
     return seen
 
 

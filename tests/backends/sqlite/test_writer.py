@@ -11,7 +11,7 @@ import pytest
 from payhook.backends.sqlite import GroupCommitWriter, SqliteStore, connect, initialize
 from payhook.errors import StorageUnavailableError
 from tests.backends.sqlite.helpers import stored
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, count_rows
 
 
 @pytest.fixture
@@ -23,21 +23,13 @@ def writer(db_path: str, clock: FakeClock):
     w.stop()
 
 
-def _count(db_path: str, table: str) -> int:
-    conn = connect(db_path)
-    try:
-        return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # noqa: S608
-    finally:
-        conn.close()
-
-
 def test_stores_the_webhook_and_its_queue_row_together(
     writer: GroupCommitWriter, db_path: str, clock: FakeClock
 ) -> None:
     webhook = stored(clock)
     assert writer.store([webhook]) == [False]
-    assert _count(db_path, "webhooks") == 1
-    assert _count(db_path, "queue") == 1
+    assert count_rows(db_path, "webhooks") == 1
+    assert count_rows(db_path, "queue") == 1
     row = SqliteStore(db_path).get_webhook(webhook.webhook_id)
     assert row is not None
     assert row.payload == webhook.payload
@@ -51,8 +43,8 @@ def test_a_duplicate_is_reported_and_changes_nothing(
     writer.store([webhook])
     assert writer.store([webhook]) == [True]
     assert writer.store([webhook, webhook]) == [True, True]
-    assert _count(db_path, "webhooks") == 1
-    assert _count(db_path, "queue") == 1
+    assert count_rows(db_path, "webhooks") == 1
+    assert count_rows(db_path, "queue") == 1
 
 
 def test_the_same_event_twice_in_one_batch_is_stored_once(
@@ -60,7 +52,7 @@ def test_the_same_event_twice_in_one_batch_is_stored_once(
 ) -> None:
     webhook = stored(clock)
     assert writer.store([webhook, webhook]) == [False, True]
-    assert _count(db_path, "queue") == 1
+    assert count_rows(db_path, "queue") == 1
 
 
 def test_concurrent_requests_share_commits(
@@ -82,8 +74,8 @@ def test_concurrent_requests_share_commits(
         t.join()
     assert len(results) == 200
     assert not any(dup for r in results for dup in r)
-    assert _count(db_path, "webhooks") == 200
-    assert _count(db_path, "queue") == 200
+    assert count_rows(db_path, "webhooks") == 200
+    assert count_rows(db_path, "queue") == 200
     assert writer.webhooks == 200
     assert writer.groups < 200  # several requests rode on one commit
     assert writer.ingest_waiting == 0  # every request was answered
@@ -100,8 +92,8 @@ def test_a_failed_commit_is_reported_and_leaves_nothing_half_written(
     )
     with pytest.raises(StorageUnavailableError):
         writer.store([stored(clock)])
-    assert _count(db_path, "webhooks") == 0
-    assert _count(db_path, "queue") == 0
+    assert count_rows(db_path, "webhooks") == 0
+    assert count_rows(db_path, "queue") == 0
     conn.execute("DROP TRIGGER fail_enqueue")
     assert writer.store([stored(clock)]) == [False]  # the writer keeps working afterwards
 
@@ -120,7 +112,7 @@ def test_stop_commits_what_was_queued(db_path: str, clock: FakeClock) -> None:
     futures = [w.submit([stored(clock)]) for _ in range(50)]
     w.stop()
     assert all(f.result() == [False] for f in futures)
-    assert _count(db_path, "webhooks") == 50
+    assert count_rows(db_path, "webhooks") == 50
 
 
 def test_the_ingest_connection_is_fully_synchronous(writer: GroupCommitWriter) -> None:
@@ -142,7 +134,7 @@ def test_a_call_runs_in_the_group_transaction_and_returns_its_result(
     writer: GroupCommitWriter, db_path: str
 ) -> None:
     assert writer.call(_insert_marker("a")) == "a"
-    assert _count(db_path, "dead_letters") == 1
+    assert count_rows(db_path, "dead_letters") == 1
 
 
 def test_a_failing_call_undoes_only_its_own_writes(
@@ -178,7 +170,7 @@ def test_a_failing_call_undoes_only_its_own_writes(
     conn = connect(db_path)
     names = {row[0] for row in conn.execute("SELECT webhook_id FROM dead_letters")}
     assert names == {"ok"}
-    assert _count(db_path, "webhooks") == 1
+    assert count_rows(db_path, "webhooks") == 1
 
 
 def test_a_call_on_a_stopped_writer_is_refused(db_path: str, clock: FakeClock) -> None:
@@ -195,8 +187,8 @@ def test_a_call_mixing_stored_and_new_webhooks_flags_each_correctly(
     new = [stored(clock) for _ in range(4)]
     mixed = [new[0], old[1], new[1], old[0], new[2], new[2], old[2], new[3]]
     assert writer.store(mixed) == [False, True, False, True, False, True, True, False]
-    assert _count(db_path, "webhooks") == 7
-    assert _count(db_path, "queue") == 7
+    assert count_rows(db_path, "webhooks") == 7
+    assert count_rows(db_path, "queue") == 7
 
 
 def test_deliveries_one_at_a_time_never_saturate_the_writer(
