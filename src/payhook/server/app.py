@@ -114,9 +114,7 @@ class WebhookEndpoint:
         elif method in ("GET", "HEAD"):
             status, body, media_type, extra = self._challenge(name, scope)
         else:
-            status, body, media_type, extra = _problem(
-                405, "method_not_allowed", "webhooks are delivered with POST", allow="GET, POST"
-            )
+            status, body, media_type, extra = _METHOD_NOT_ALLOWED
         await send(
             {
                 "type": "http.response.start",
@@ -134,8 +132,8 @@ class WebhookEndpoint:
         ingest = self.ingest
         try:
             provider = ingest.provider(name)
-        except UnknownProviderError:
-            return _problem(404, "unknown_provider", f"no provider named {name!r} is configured")
+        except UnknownProviderError as exc:
+            return _problem(404, "unknown_provider", str(exc))
         headers = _headers(scope)
         try:
             body = await _read_body(receive, headers, self.limit)
@@ -162,13 +160,11 @@ class WebhookEndpoint:
     def _challenge(self, name: str, scope: Scope) -> _Answer:
         try:
             provider = self.ingest.provider(name)
-        except UnknownProviderError:
-            return _problem(404, "unknown_provider", f"no provider named {name!r} is configured")
+        except UnknownProviderError as exc:
+            return _problem(404, "unknown_provider", str(exc))
         answer = provider.challenge(_webhook_request(scope, _headers(scope), b""))
         if answer is None:
-            return _problem(
-                405, "method_not_allowed", "webhooks are delivered with POST", allow="GET, POST"
-            )
+            return _METHOD_NOT_ALLOWED
         return _provider_answer(answer)
 
 
@@ -181,6 +177,12 @@ def _problem(status: int, error: str, reason: str, **headers: str) -> _Answer:
     extra = [(k.replace("_", "-").encode(), v.encode()) for k, v in headers.items()]
     body = _ENCODER.encode({"error": error, "reason": reason}).encode()
     return status, body, _JSON_TYPE, extra
+
+
+# GET answers only a provider's challenge; anything else but POST is not a delivery.
+_METHOD_NOT_ALLOWED = _problem(
+    405, "method_not_allowed", "webhooks are delivered with POST", allow="GET, POST"
+)
 
 
 def _provider_answer(answer: ProviderResponse) -> _Answer:
