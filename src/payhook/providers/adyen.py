@@ -165,12 +165,12 @@ class AdyenProvider(Provider):
     def __init__(self, config: ProviderConfig, clock: Clock = system_clock) -> None:
         super().__init__(config, clock)
         self.keys = [decode_hmac_key(s) for s in config.secrets]
-        self.prepared_keys = HmacKeys(self.keys)
+        self.hmac_keys = HmacKeys(self.keys)
 
     def verify(self, request: WebhookRequest) -> list[VerifiedEvent]:
         items, texts = notification_items(request.body)
         # Every item is verified before any becomes an event: one bad item rejects them all.
-        verified = [verify_notification_item(item, self.prepared_keys) for item in items]
+        verified = [verify_notification_item(item, self.hmac_keys) for item in items]
         return [
             VerifiedEvent(
                 notification_event_id(item),
