@@ -1,4 +1,4 @@
-"""The dependencies layer (cryptography), built without Docker.
+"""The dependencies layer (cryptography, msgspec), built without Docker.
 
 CDK asks ``PipLayerBundling`` first; it runs pip on this machine for the Lambda platform
 (manylinux2014 aarch64, CPython of the function runtime, binary wheels only) into

@@ -1,7 +1,9 @@
 """Configuration: one TOML file, environment variables may override.
 
-Provider sections have the same shape whether they come from ``[providers.<name>]`` here or
-from the JSON object the AWS runtime reads from Secrets Manager.
+Every section is a ``msgspec`` struct: an unknown key, a value of the wrong type, a non-finite
+or out-of-range number is a ``ConfigError`` naming the key (and, for an unknown key, the
+closest valid one). Provider sections have the same shape whether they come from
+``[providers.<name>]`` here or from the JSON object the AWS runtime reads from Secrets Manager.
 """
 
 from __future__ import annotations
@@ -9,135 +11,133 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Meta, Struct
 
 from payhook.errors import ConfigError
-from payhook.providers.base import ProviderConfig
+from payhook.options import Options, convert, unknown_key_error
+from payhook.providers import ProviderConfig, load_provider_config
 
 DEFAULT_CONFIG_PATH = "payhook.toml"
 ENV_PREFIX = "PAYHOOK_"
 
+Seconds = Annotated[float, Meta(gt=0, le=86_400)]
+Port = Annotated[int, Meta(ge=0, le=65_535)]  # 0: any free port (tests)
 
-@dataclass(frozen=True, slots=True)
-class ServerSettings:
+
+class ServerSettings(Options, frozen=True):
     host: str = "127.0.0.1"
-    port: int = 8080
-    body_limit_bytes: int = 1024 * 1024
-    workers: int = 2
+    port: Port = 8080
+    body_limit_bytes: Annotated[int, Meta(ge=1, le=64 * 1024 * 1024)] = 1024 * 1024
+    #: Processing worker threads; 0 runs a receive-only node (stored and queued, not processed).
+    workers: Annotated[int, Meta(ge=0, le=64)] = 2
+    #: The request line and headers together; larger is answered 431 and the connection closed.
+    max_header_bytes: Annotated[int, Meta(ge=1024, le=1024 * 1024)] = 64 * 1024
+    #: From connecting (or the first byte of a request) to its last header byte (slowloris).
+    head_timeout_seconds: Seconds = 10.0
+    #: From the last header byte to the last body byte.
+    body_timeout_seconds: Seconds = 30.0
+    #: An idle keep-alive connection is closed after this.
+    keepalive_timeout_seconds: Seconds = 5.0
+    #: Open connections at most; beyond, new ones are closed at once. 0: derived from the
+    #: file-descriptor limit, which ``serve`` raises to the hard limit.
+    max_connections: Annotated[int, Meta(ge=0, le=1_000_000)] = 0
 
 
-@dataclass(frozen=True, slots=True)
-class StorageSettings:
+class StorageSettings(Options, frozen=True):
     path: str = "var/payhook.db"
-    checkpoint_interval_seconds: float = 1.0
+    checkpoint_interval_seconds: Seconds = 1.0
 
 
-@dataclass(frozen=True, slots=True)
-class ProcessingSettings:
-    visibility_timeout_seconds: float = 30.0
-    max_receives: int = 5
-    batch_size: int = 25
-    poll_interval_seconds: float = 0.05
-    retry_base_seconds: float = 1.0
+class ProcessingSettings(Options, frozen=True):
+    visibility_timeout_seconds: Seconds = 30.0
+    max_receives: Annotated[int, Meta(ge=1, le=1000)] = 5
+    batch_size: Annotated[int, Meta(ge=1, le=1000)] = 25
+    poll_interval_seconds: Annotated[float, Meta(gt=0, le=60)] = 0.05
+    retry_base_seconds: Seconds = 1.0
     # While webhooks are arriving, workers let the acknowledgment path go first, as long as
     # the oldest queued message is younger than this; past it they process at full speed.
-    max_lag_seconds: float = 2.0
+    max_lag_seconds: Seconds = 2.0
 
 
-@dataclass(frozen=True, slots=True)
-class OutboxSettings:
+class OutboxSettings(Options, frozen=True):
     forward_url: str | None = None
     secret: str | None = None
-    max_attempts: int = 10
+    max_attempts: Annotated[int, Meta(ge=1, le=1000)] = 10
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
-    server: ServerSettings = field(default_factory=ServerSettings)
-    storage: StorageSettings = field(default_factory=StorageSettings)
-    processing: ProcessingSettings = field(default_factory=ProcessingSettings)
-    outbox: OutboxSettings = field(default_factory=OutboxSettings)
-    providers: dict[str, ProviderConfig] = field(default_factory=dict)
+class AuditSettings(Options, frozen=True):
+    #: The key that authenticates the audit chain; keep it outside the database.
+    key: str | None = None
+
+
+class Settings(Struct, kw_only=True, frozen=True):
+    server: ServerSettings = msgspec.field(default_factory=ServerSettings)
+    storage: StorageSettings = msgspec.field(default_factory=StorageSettings)
+    processing: ProcessingSettings = msgspec.field(default_factory=ProcessingSettings)
+    outbox: OutboxSettings = msgspec.field(default_factory=OutboxSettings)
+    audit: AuditSettings = msgspec.field(default_factory=AuditSettings)
+    providers: dict[str, ProviderConfig] = msgspec.field(default_factory=dict)
     source: str = "<defaults>"
 
 
-_SECTIONS: dict[str, type[Any]] = {
+SECTIONS: dict[str, type[Options]] = {
     "server": ServerSettings,
     "storage": StorageSettings,
     "processing": ProcessingSettings,
     "outbox": OutboxSettings,
+    "audit": AuditSettings,
 }
 
 
-# server.workers = 0 runs a receive-only node: webhooks are stored and queued, not processed.
-_ZERO_ALLOWED = {"server.workers"}
-
-
-def _coerce(where: str, value: Any, default: Any) -> Any:
-    expected = type(default) if default is not None else str
-    if expected is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str) and expected in (int, float):
-        try:
-            return expected(value)
-        except ValueError:
-            raise ConfigError(f"{where}: got {value!r}, expected {expected.__name__}") from None
-    if not isinstance(value, expected) or isinstance(value, bool) != (expected is bool):
-        raise ConfigError(f"{where}: got {type(value).__name__}, expected {expected.__name__}")
-    if expected in (int, float) and isinstance(value, (int, float)):
-        if where in _ZERO_ALLOWED and value == 0:
-            return value
-        if value <= 0:
-            raise ConfigError(f"{where}: got {value!r}, expected a positive number")
-    return value
-
-
-def _section(name: str, raw: Mapping[str, Any]) -> Any:
-    cls = _SECTIONS[name]
-    defaults = cls()
-    values: dict[str, Any] = {}
-    for key, value in raw.items():
-        if not hasattr(defaults, key):
-            raise ConfigError(f"{name}.{key}: unknown setting")
-        values[key] = _coerce(f"{name}.{key}", value, getattr(defaults, key))
-    return cls(**values)
-
-
 def parse_settings(data: Mapping[str, Any], source: str = "<mapping>") -> Settings:
-    unknown = set(data) - {*_SECTIONS, "providers"}
+    unknown = [name for name in data if name not in SECTIONS and name != "providers"]
     if unknown:
-        raise ConfigError(f"{source}: unknown section(s): {', '.join(sorted(unknown))}")
-    sections = {name: _section(name, data.get(name, {})) for name in _SECTIONS}
+        raise unknown_key_error(source, unknown[0], [*SECTIONS, "providers"], "section")
+    sections: dict[str, Any] = {
+        name: convert(data.get(name, {}), cls, name) for name, cls in SECTIONS.items()
+    }
     providers_raw = data.get("providers", {})
     if not isinstance(providers_raw, Mapping):
         raise ConfigError("providers: expected a table of provider sections")
     providers = {
-        name: ProviderConfig.from_mapping(name, dict(section))
-        for name, section in providers_raw.items()
+        name: load_provider_config(name, section) for name, section in providers_raw.items()
     }
     return Settings(**sections, providers=providers, source=source)
 
 
+_PROVIDER_ENV_OPTIONS = ("secrets", "tolerance_seconds")
+
+
 def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
-    """``PAYHOOK_SERVER_PORT=9000``, ``PAYHOOK_STORAGE_PATH=...``,
-    ``PAYHOOK_PROVIDERS_STRIPE_SECRETS=whsec_a,whsec_b``."""
-    for key, value in environ.items():
-        if not key.startswith(ENV_PREFIX) or key == "PAYHOOK_CONFIG":
+    """``PAYHOOK_SERVER_PORT=9000``, ``PAYHOOK_AUDIT_KEY=...``,
+    ``PAYHOOK_PROVIDERS_STRIPE_SECRETS=whsec_a,whsec_b``. Each value is checked on its own, so
+    an error names the variable."""
+    for variable, value in environ.items():
+        if not variable.startswith(ENV_PREFIX) or variable == "PAYHOOK_CONFIG":
             continue
-        parts = key[len(ENV_PREFIX) :].lower().split("_", 1)
-        if len(parts) != 2:
-            continue
-        section, rest = parts
-        if section in _SECTIONS:
-            data.setdefault(section, {})[rest] = value
+        section, _, rest = variable[len(ENV_PREFIX) :].lower().partition("_")
+        if section in SECTIONS and rest:
+            cls = SECTIONS[section]
+            try:
+                checked = convert({rest: value}, cls, section, strict=False)
+            except ConfigError as exc:  # name the variable, not the setting it stands for
+                raise ConfigError(f"{variable}: {exc}") from None
+            data.setdefault(section, {})[rest] = getattr(checked, rest)
         elif section == "providers":
-            for option in ("secrets", "tolerance_seconds"):
+            for option in _PROVIDER_ENV_OPTIONS:
                 if rest.endswith("_" + option):
                     name = rest[: -len(option) - 1]
                     provider = data.setdefault("providers", {}).setdefault(name, {})
-                    provider[option] = value.split(",") if option == "secrets" else int(value)
+                    if option == "secrets":
+                        provider[option] = value.split(",")
+                    elif value.isdigit():
+                        provider[option] = int(value)
+                    else:
+                        raise ConfigError(f"{variable}: expected a whole number of seconds")
     return data
 
 
@@ -152,6 +152,8 @@ def load_settings(
             data = tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {config_path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file is a directory: {config_path}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{config_path}: invalid TOML: {exc}") from exc
     return parse_settings(_apply_env(data, environ), source=str(config_path))

@@ -48,12 +48,15 @@ def test_providers_are_built_from_the_secret_with_the_injected_clock(
 def test_secret_is_read_again_only_after_the_cache_time(stack: AwsStack, clock: FakeClock) -> None:
     source = provider_secret(stack, clock, ttl=300)
     first = source.providers()
-    put_secret(stack, rotated("whsec_new", STRIPE_SECRET))
+    put_secret(stack, rotated("whsec_new_rotated_secret", STRIPE_SECRET))
 
     clock.advance(299)
     assert source.providers() is first
     clock.advance(1)
-    assert source.providers()["stripe"].config.secrets == ("whsec_new", STRIPE_SECRET)
+    assert source.providers()["stripe"].config.secrets == (
+        "whsec_new_rotated_secret",
+        STRIPE_SECRET,
+    )
 
 
 def test_unchanged_secret_keeps_the_same_provider_objects(
@@ -98,11 +101,11 @@ def test_nothing_cached_and_no_secret_is_storage_unavailable(
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ('{"providers": {"stripe": {"secrets": ["whsec_x"]', "got invalid JSON"),
-        ('["whsec_x"]', "got a JSON list, expected an object"),
-        ('{"stripe": {"secrets": ["whsec_x"]}}', "got no 'providers' key"),
+        ('{"providers": {"stripe": {"secrets": ["whsec_x_test_secret_16"]', "got invalid JSON"),
+        ('["whsec_x_test_secret_16"]', "got a JSON list, expected an object"),
+        ('{"stripe": {"secrets": ["whsec_x_test_secret_16"]}}', "got no 'providers' key"),
         ('{"providers": {}}', "got an empty 'providers' object"),
-        ('{"providers": ["whsec_x"]}', "got 'providers' as a JSON list"),
+        ('{"providers": ["whsec_x_test_secret_16"]}', "got 'providers' as a JSON list"),
         ('{"providers": {"stripe": {"secrets": "", "tolerance_seconds": 0}}}', "secrets"),
     ],
 )
@@ -111,7 +114,7 @@ def test_malformed_secret_is_a_config_error_that_never_quotes_a_secret(
 ) -> None:
     with pytest.raises(ConfigError, match=expected) as raised:
         provider_configs(text)
-    assert "whsec_x" not in str(raised.value)
+    assert "whsec_x_test_secret_16" not in str(raised.value)
 
 
 def test_unknown_provider_type_in_the_secret_is_a_config_error(

@@ -45,6 +45,7 @@ signature_header = "X-Shopify-Hmac-SHA256"
 encoding = "base64"
 event_id_header = "X-Shopify-Webhook-Id"
 event_type_header = "X-Shopify-Topic"
+unsigned_identity = true
 payment_id_path = "id"
 amount_path = "total_price"
 currency_path = "currency"
@@ -63,6 +64,7 @@ signature_header = "X-Hub-Signature-256"
 signature_prefix = "sha256="
 event_id_header = "X-GitHub-Delivery"
 event_type_header = "X-GitHub-Event"
+unsigned_identity = true
 """
 
 SLACK_TOML = f"""
@@ -263,6 +265,7 @@ def test_the_body_is_signed_as_raw_bytes_and_the_default_id_is_its_hash() -> Non
         encoding = "base64"
         signature_header = "X-Sig"
         event_type_header = "X-Kind"
+        unsigned_identity = true
         """
     )
     body = b"\xff\xfe not UTF-8, not JSON"
@@ -308,11 +311,14 @@ def build(**options: Any) -> GenericHmacProvider:
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"signature_header": None}, "signature_header: got nothing"),
-        ({"signature_header": 5}, "signature_header: got 5, expected a non-empty string"),
+        ({"signature_header": None}, "signature_header: got nothing, expected str"),
+        ({"signature_header": 5}, "signature_header: got 5, expected str"),
         ({"algorithm": "md5"}, "algorithm: got 'md5', expected one of sha1, sha256, sha512"),
-        ({"encoding": "base32"}, "encoding: got 'base32', expected one of hex, base64"),
-        ({"signature_heder": "X"}, "got unknown option(s) signature_heder"),
+        ({"encoding": "base32"}, "encoding: got 'base32', expected one of base64, hex"),
+        (
+            {"signature_heder": "X"},
+            "signature_heder: unknown setting (did you mean 'signature_header'?)",
+        ),
         ({"signed_content": "{ts}.{body}"}, "got placeholder {ts}"),
         ({"signed_content": "{body"}, "got a lone '{'"),
         ({"signed_content": "{header:}{body}"}, "got placeholder {header:}"),
@@ -323,8 +329,11 @@ def build(**options: Any) -> GenericHmacProvider:
         ({"event_type_header": "X-T", "event_type_path": "t"}, "got both event_type_header"),
         ({"kinds": {"paid": "succeeded"}}, "got a payment mapping without payment_id_path"),
         ({"payment_id_path": "id"}, "got no event types"),
-        ({"payment_id_path": "id", "kinds": {"x": "paid"}}, "kinds.x: got 'paid', expected one"),
-        ({"payment_id_path": "id", "kinds": ["x"]}, "kinds: got list, expected a table"),
+        (
+            {"payment_id_path": "id", "kinds": {"x": "paid"}},
+            "kinds[...]: expected one of pending",
+        ),
+        ({"payment_id_path": "id", "kinds": ["x"]}, "kinds: got a list, expected a table"),
         (
             {"payment_id_path": "id", "kinds": {"x": "succeeded"}, "amount_units": "major"},
             "amount_units: got 'major' without currency_path",
@@ -409,7 +418,11 @@ def test_agrees_with_a_reference_implementation_for_generated_schemes(
     data: st.DataObject,
 ) -> None:
     options = {k: v for k, v in scheme.items() if k != "timestamped" and v}
-    options |= {"signature_header": "X-Sig", "event_type_header": "X-Kind"}
+    options |= {
+        "signature_header": "X-Sig",
+        "event_type_header": "X-Kind",
+        "unsigned_identity": True,
+    }
     if scheme["timestamped"]:
         options["timestamp_header"] = "X-Ts"
     config = ProviderConfig("g", "generic", (secret,), options=options)

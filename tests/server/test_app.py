@@ -15,8 +15,8 @@ from payhook.runtimes.embedded import EmbeddedRuntime
 from payhook.server.app import create_app
 from tests.conftest import count_rows, running_runtime
 
-SECRET = "whsec_app_tests"
-BT_PRIVATE = "bt_private_key"
+SECRET = "whsec_app_tests_secret"
+BT_PRIVATE = "bt_private_key_0123456789"
 
 
 @pytest.fixture

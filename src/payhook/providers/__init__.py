@@ -11,6 +11,7 @@ from collections.abc import Mapping
 
 from payhook.core.clock import Clock, system_clock
 from payhook.errors import ConfigError
+from payhook.options import convert
 from payhook.providers.base import Provider, ProviderConfig, ProviderResponse
 
 PROVIDER_TYPES: dict[str, str] = {
@@ -44,6 +45,18 @@ def provider_class(type_name: str) -> type[Provider]:
     return cls
 
 
+def load_provider_config(name: str, section: object) -> ProviderConfig:
+    """A ``[providers.<name>]`` section (or its JSON from Secrets Manager), checked as strictly
+    as the provider allows: known type, known options of the right types, strong secrets."""
+    if not isinstance(section, dict):
+        raise ConfigError(f"providers.{name}: got {type(section).__name__}, expected a table")
+    config = ProviderConfig.from_mapping(name, section)
+    cls = provider_class(config.type)
+    convert(config.options, cls.Options, f"providers.{name}")
+    config.check_secrets(cls.min_secret_bytes)
+    return config
+
+
 def build_providers(
     configs: Mapping[str, ProviderConfig], clock: Clock = system_clock
 ) -> dict[str, Provider]:
@@ -56,5 +69,6 @@ __all__ = [
     "ProviderConfig",
     "ProviderResponse",
     "build_providers",
+    "load_provider_config",
     "provider_class",
 ]

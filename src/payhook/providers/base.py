@@ -20,6 +20,7 @@ from payhook.core.clock import Clock, system_clock
 from payhook.core.model import IngestOutcome, StoredWebhook, VerifiedEvent, WebhookRequest
 from payhook.core.payment import PaymentEvent
 from payhook.errors import ConfigError, PayloadError, VerificationError
+from payhook.options import Options, convert
 
 DEFAULT_TOLERANCE_SECONDS = 300
 
@@ -55,6 +56,20 @@ class ProviderConfig:
             )
         return cls(name, str(provider_type), tuple(secrets), tolerance, options)
 
+    def check_secrets(self, min_bytes: int) -> None:
+        """Refuse blank secrets, secrets with surrounding whitespace (a copy-paste slip) and
+        secrets shorter than ``min_bytes``; the message never shows a secret."""
+        for index, secret in enumerate(self.secrets):
+            where = f"providers.{self.name}.secrets[{index}]"
+            if not secret.strip():
+                raise ConfigError(f"{where}: got a blank secret")
+            if secret != secret.strip():
+                raise ConfigError(f"{where}: got a secret with leading or trailing whitespace")
+            if len(secret.encode()) < min_bytes:
+                raise ConfigError(
+                    f"{where}: got {len(secret.encode())} bytes, expected at least {min_bytes}"
+                )
+
     def option(self, key: str, default: Any = None) -> Any:
         return self.options.get(key, default)
 
@@ -80,10 +95,19 @@ def json_response(status: int, data: Any) -> ProviderResponse:
 _COMPACT = json.JSONEncoder(separators=(",", ":"))
 
 
+class ProviderOptions(Options, frozen=True):
+    """A provider's own options besides ``type``, ``secrets`` and ``tolerance_seconds``:
+    none, unless the provider declares a subclass."""
+
+
 class Provider(ABC):
     """Base class of every provider. Subclasses set ``type_name`` and implement the hooks."""
 
     type_name: ClassVar[str]
+    #: The provider's own options; an unknown or mistyped one is a ConfigError.
+    Options: ClassVar[type[ProviderOptions]] = ProviderOptions
+    #: The shortest secret configuration may give (bytes): shorter ones are refused.
+    min_secret_bytes: ClassVar[int] = 16
     #: HTTP status for a request that fails verification (GoCardless wants 498).
     rejection_status: ClassVar[int] = 401
     #: Event types ``payhook send`` can produce; the first is the default.
@@ -99,6 +123,7 @@ class Provider(ABC):
     def __init__(self, config: ProviderConfig, clock: Clock = system_clock) -> None:
         if self.requires_secrets and not config.secrets:
             raise ConfigError(f"providers.{config.name}: at least one secret is required")
+        convert(config.options, self.Options, f"providers.{config.name}")
         self.config = config
         self.name = config.name
         self.clock = clock

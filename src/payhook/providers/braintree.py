@@ -29,8 +29,11 @@ import hmac
 import re
 import secrets as _secrets
 from datetime import UTC, datetime
+from typing import Annotated
 from urllib.parse import parse_qsl, urlencode
 from xml.etree.ElementTree import Element, ParseError, fromstring
+
+from msgspec import Meta
 
 from payhook.core.clock import Clock, system_clock
 from payhook.core.model import StoredWebhook, VerifiedEvent, WebhookRequest
@@ -40,6 +43,7 @@ from payhook.errors import ConfigError, PayloadError, VerificationError
 from payhook.providers.base import (
     Provider,
     ProviderConfig,
+    ProviderOptions,
     ProviderResponse,
     any_signature_matches,
     iso_timestamp,
@@ -148,7 +152,13 @@ def _text(node: Element | None, path: str) -> str | None:
     return (element.text or "").strip() or None
 
 
+class BraintreeOptions(ProviderOptions, frozen=True):
+    #: The public key, or one per secret (private key) while rotating.
+    public_key: Annotated[str, Meta(min_length=1)] | list[Annotated[str, Meta(min_length=1)]]
+
+
 class BraintreeProvider(Provider):
+    Options = BraintreeOptions
     type_name = "braintree"
     sample_event_types = (
         "transaction_settled",

@@ -12,7 +12,9 @@ import hmac
 import json
 import secrets as _secrets
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
+
+from msgspec import Meta
 
 from payhook.core.clock import Clock, system_clock
 from payhook.core.model import StoredWebhook, VerifiedEvent, WebhookRequest
@@ -23,6 +25,7 @@ from payhook.providers.base import (
     HmacKeys,
     HmacProvider,
     ProviderConfig,
+    ProviderOptions,
     any_signature_matches,
     dig,
     iso_timestamp,
@@ -63,7 +66,13 @@ def verify_checkout_signature(
             raise VerificationError("Authorization header does not match")
 
 
+class CheckoutOptions(ProviderOptions, frozen=True):
+    #: The static Authorization header value configured on the webhook, if any.
+    authorization: Annotated[str, Meta(min_length=1)] | None = None
+
+
 class CheckoutProvider(HmacProvider):
+    Options = CheckoutOptions
     type_name = "checkout"
     sample_event_types = (
         "payment_captured",

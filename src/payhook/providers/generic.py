@@ -8,8 +8,11 @@ HMAC-``algorithm`` over ``signed_content``, keyed with each secret's UTF-8 bytes
 
 Event id: ``event_id_header``, else ``event_id_path`` (dotted JSON path), else the SHA-256 of
 the body (an identical redelivery dedups). Event type: ``event_type_header``, else
-``event_type_path`` (default ``type``), else ``unknown``. An id taken from a header that is not
-signed can be changed by whoever replays a captured request: sign it or use a timestamp.
+``event_type_path`` (default ``type``), else ``unknown``. An id or type header must be signed
+(``{header:Name}`` in ``signed_content``): whoever captured one delivery could otherwise re-send
+it under another id or type. ``unsigned_identity = true`` accepts such headers anyway; the
+webhook's identity is then the body's digest (and the type), so a re-sent body is a duplicate
+and the same id with another body is stored as a conflicting delivery.
 
 Optional payment mapping: ``payment_id_path``, ``kinds`` (event type -> canonical kind),
 ``amount_path``, ``currency_path`` and ``amount_units`` (``minor`` or ``major``).
@@ -25,16 +28,21 @@ import json
 import re
 import secrets as _secrets
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
 
 from payhook.core.clock import Clock, system_clock
 from payhook.core.model import StoredWebhook, VerifiedEvent, WebhookRequest
 from payhook.core.money import major_to_minor, minor_amount, normalize_currency
 from payhook.core.payment import PaymentEvent, PaymentEventKind
 from payhook.errors import ConfigError, PayloadError, VerificationError
+from payhook.options import convert
 from payhook.providers.base import (
     Provider,
     ProviderConfig,
+    ProviderOptions,
     any_signature_matches,
     parse_json_object,
 )
@@ -44,12 +52,34 @@ ALGORITHMS: dict[str, Callable[..., Any]] = {
     "sha256": hashlib.sha256,
     "sha512": hashlib.sha512,
 }
-ENCODINGS = ("hex", "base64")
-OPTIONS = (
-    "signature_header", "algorithm", "encoding", "signature_prefix", "timestamp_header",
-    "signed_content", "event_id_header", "event_id_path", "event_type_header", "event_type_path",
-    "payment_id_path", "kinds", "amount_path", "currency_path", "amount_units",
-)  # fmt: skip
+NonEmpty = Annotated[str, Meta(min_length=1, pattern=r"\S")]
+
+
+def _lower(value: str | None) -> str | None:
+    return value.strip().lower() if value else None
+
+
+class GenericOptions(ProviderOptions, frozen=True):
+    signature_header: NonEmpty
+    algorithm: Literal["sha1", "sha256", "sha512"] = "sha256"
+    encoding: Literal["hex", "base64"] = "hex"
+    signature_prefix: str = ""
+    timestamp_header: NonEmpty | None = None
+    signed_content: NonEmpty = "{body}"
+    event_id_header: NonEmpty | None = None
+    event_id_path: NonEmpty | None = None
+    event_type_header: NonEmpty | None = None
+    event_type_path: NonEmpty | None = None
+    #: Trust an event id or type header that ``signed_content`` does not sign. Off: a captured
+    #: delivery re-sent under another id or type must not count as another event.
+    unsigned_identity: bool = False
+    payment_id_path: NonEmpty | None = None
+    kinds: dict[str, PaymentEventKind] = msgspec.field(default_factory=dict)
+    amount_path: NonEmpty | None = None
+    currency_path: NonEmpty | None = None
+    amount_units: Literal["minor", "major"] | None = None
+
+
 _TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 
@@ -118,66 +148,38 @@ def _scalar(value: Any) -> str | None:
 
 class GenericHmacProvider(Provider):
     type_name = "generic"
+    Options = GenericOptions
 
     def __init__(self, config: ProviderConfig, clock: Clock = system_clock) -> None:
         super().__init__(config, clock)
         where = f"providers.{config.name}"
-        unknown = sorted(set(config.options) - set(OPTIONS))
-        if unknown:
-            raise ConfigError(
-                f"{where}: got unknown option(s) {', '.join(unknown)},"
-                f" expected some of: {', '.join(sorted(OPTIONS))}"
-            )
-        signature_header = self._text("signature_header")
-        if signature_header is None:
-            raise ConfigError(
-                f"{where}.signature_header: got nothing, expected the header carrying the signature"
-            )
-        self.signature_header = signature_header.strip().lower()
-        self.algorithm = self._choice("algorithm", tuple(ALGORITHMS), "sha256")
-        self.encoding = self._choice("encoding", ENCODINGS, "hex")
-        self.signature_prefix = self._text("signature_prefix") or ""
-        self.timestamp_header = self._lower(self._text("timestamp_header"))
-        template = self._text("signed_content") or "{body}"
-        self.parts = parse_template(template, f"{where}.signed_content")
-        self.event_id_header = self._lower(self._text("event_id_header"))
-        self.event_id_path = self._text("event_id_path")
-        self.event_type_header = self._lower(self._text("event_type_header"))
-        self.event_type_path = self._text("event_type_path")
-        self._check_consistency(where)
+        options = convert(config.options, GenericOptions, where)
+        self.signature_header = options.signature_header.strip().lower()
+        self.algorithm = options.algorithm
+        self.encoding = options.encoding
+        self.signature_prefix = options.signature_prefix
+        self.timestamp_header = _lower(options.timestamp_header)
+        self.parts = parse_template(options.signed_content, f"{where}.signed_content")
+        self.event_id_header = _lower(options.event_id_header)
+        self.event_id_path = options.event_id_path
+        self.event_type_header = _lower(options.event_type_header)
+        self.event_type_path = options.event_type_path
+        self.payment_id_path = options.payment_id_path
+        self.amount_path = options.amount_path
+        self.currency_path = options.currency_path
+        self.amount_units = options.amount_units or "minor"
+        self.kinds = dict(options.kinds)
+        self._check_consistency(where, options)
         if not self.event_type_header and not self.event_type_path:
             self.event_type_path = "type"
-        self.payment_id_path = self._text("payment_id_path")
-        self.amount_path = self._text("amount_path")
-        self.currency_path = self._text("currency_path")
-        self.amount_units = self._choice("amount_units", ("minor", "major"), "minor")
-        self.kinds = self._kinds(where)
+        signed = {part for part in self.parts if isinstance(part, tuple)}
+        #: Whether the event id (type) header is covered by the signature.
+        self.id_signed = ("header", self.event_id_header) in signed
+        self.type_signed = ("header", self.event_type_header) in signed
 
     # -- configuration ---------------------------------------------------------------------
 
-    def _text(self, key: str) -> str | None:
-        value = self.config.options.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, str) or not value.strip():
-            raise ConfigError(
-                f"providers.{self.name}.{key}: got {value!r}, expected a non-empty string"
-            )
-        return value
-
-    def _choice(self, key: str, allowed: tuple[str, ...], default: str) -> str:
-        value = self.config.options.get(key, default)
-        if value not in allowed:
-            raise ConfigError(
-                f"providers.{self.name}.{key}: got {value!r}, expected one of {', '.join(allowed)}"
-            )
-        return str(value)
-
-    @staticmethod
-    def _lower(value: str | None) -> str | None:
-        return value.strip().lower() if value else None
-
-    def _check_consistency(self, where: str) -> None:
+    def _check_consistency(self, where: str, options: GenericOptions) -> None:
         signed = {part for part in self.parts if isinstance(part, tuple)}
         if ("body", "") not in signed:
             raise ConfigError(
@@ -198,34 +200,27 @@ class GenericHmacProvider(Provider):
                 " expected {timestamp} in signed_content"
             )
         for kind in ("id", "type"):
-            if self.config.options.get(f"event_{kind}_header") and self.config.options.get(
-                f"event_{kind}_path"
-            ):
+            header = getattr(options, f"event_{kind}_header")
+            if header and getattr(options, f"event_{kind}_path"):
                 raise ConfigError(
                     f"{where}: got both event_{kind}_header and event_{kind}_path,"
                     " expected at most one"
                 )
-
-    def _kinds(self, where: str) -> dict[str, PaymentEventKind]:
-        raw = self.config.options.get("kinds", {})
-        if not isinstance(raw, Mapping):
-            raise ConfigError(f"{where}.kinds: got {type(raw).__name__}, expected a table")
-        allowed = ", ".join(k.value for k in PaymentEventKind)
-        kinds: dict[str, PaymentEventKind] = {}
-        for event_type, kind in raw.items():
-            try:
-                kinds[str(event_type)] = PaymentEventKind(kind)
-            except ValueError:
+            unsigned = header and ("header", header.strip().lower()) not in signed
+            if unsigned and not options.unsigned_identity:
+                # Whoever captured one delivery could re-send it under another id or type.
                 raise ConfigError(
-                    f"{where}.kinds.{event_type}: got {kind!r}, expected one of {allowed}"
-                ) from None
-        mapping = (self.amount_path, self.currency_path, self.config.options.get("amount_units"))
-        if not self.payment_id_path and (kinds or any(mapping)):
+                    f"{where}.event_{kind}_header: got a header that signed_content does"
+                    f" not sign, expected {{header:{header}}} in signed_content (or"
+                    " unsigned_identity = true to accept the risk)"
+                )
+        mapping = (self.amount_path, self.currency_path, options.amount_units)
+        if not self.payment_id_path and (self.kinds or any(mapping)):
             raise ConfigError(
                 f"{where}: got a payment mapping without payment_id_path,"
                 " expected payment_id_path to name the payment id"
             )
-        if self.payment_id_path and not kinds:
+        if self.payment_id_path and not self.kinds:
             raise ConfigError(
                 f"{where}.kinds: got no event types, expected a table mapping event types to kinds"
             )
@@ -234,7 +229,6 @@ class GenericHmacProvider(Provider):
                 f"{where}.amount_units: got 'major' without currency_path,"
                 " expected currency_path (major units need the currency's exponent)"
             )
-        return kinds
 
     # -- signing ---------------------------------------------------------------------------
 

@@ -69,6 +69,8 @@ def _event_name(request: WebhookRequest, body: dict[str, Any]) -> str:
 
 class LemonSqueezyProvider(HmacProvider):
     type_name = "lemonsqueezy"
+    #: Its dashboard takes any signing secret of 6 to 40 characters.
+    min_secret_bytes = 6
     sample_event_types = ("order_created", "order_refunded", "subscription_payment_success")
 
     def verify(self, request: WebhookRequest) -> list[VerifiedEvent]:

@@ -22,8 +22,10 @@ import json
 import re
 import secrets as _secrets
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qs
+
+from msgspec import Meta
 
 from payhook.core.clock import Clock, system_clock
 from payhook.core.model import StoredWebhook, VerifiedEvent, WebhookRequest
@@ -34,6 +36,7 @@ from payhook.providers.base import (
     HmacKeys,
     HmacProvider,
     ProviderConfig,
+    ProviderOptions,
     any_signature_matches,
     dig,
     iso_timestamp,
@@ -84,7 +87,13 @@ def classic_resource_id(body: bytes) -> str:
     return ids[0]
 
 
+class MollieOptions(ProviderOptions, frozen=True):
+    allow_classic: bool = False
+    classic_dedup_seconds: Annotated[int, Meta(gt=0, le=86_400)] = CLASSIC_DEDUP_SECONDS
+
+
 class MollieProvider(HmacProvider):
+    Options = MollieOptions
     type_name = "mollie"
     sample_event_types = (
         "payment.paid",

@@ -33,12 +33,13 @@ import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
+from msgspec import Meta
 
 from payhook.core.clock import Clock, system_clock
 from payhook.core.model import StoredWebhook, VerifiedEvent, WebhookRequest
@@ -48,6 +49,7 @@ from payhook.errors import ConfigError, PayloadError, VerificationError
 from payhook.providers.base import (
     Provider,
     ProviderConfig,
+    ProviderOptions,
     dig,
     iso_timestamp,
     parse_json_object,
@@ -245,7 +247,16 @@ class PayPalSampleSigner:
     cert_url: str
 
 
+class PayPalOptions(ProviderOptions, frozen=True):
+    #: The webhook's id (a list while migrating from one webhook to another).
+    webhook_id: Annotated[str, Meta(min_length=1)] | list[Annotated[str, Meta(min_length=1)]]
+    verification: Literal["offline", "online"] = "offline"
+    trust_store: str | None = None
+    api_base: str = DEFAULT_API_BASE
+
+
 class PayPalProvider(Provider):
+    Options = PayPalOptions
     type_name = "paypal"
     requires_secrets = False  # offline verification needs a webhook id, not a secret
     verify_blocks = True  # certificate fetches (first use) and online verification

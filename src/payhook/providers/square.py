@@ -15,7 +15,9 @@ import secrets as _secrets
 import uuid
 from binascii import b2a_base64
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
+
+from msgspec import Meta
 
 from payhook.core.clock import Clock, system_clock
 from payhook.core.model import StoredWebhook, VerifiedEvent, WebhookRequest
@@ -26,6 +28,7 @@ from payhook.providers.base import (
     HmacKeys,
     Provider,
     ProviderConfig,
+    ProviderOptions,
     any_signature_matches,
     dig,
     iso_timestamp,
@@ -61,7 +64,13 @@ def verify_square_signature(body: bytes, header: str | None, keys: HmacKeys) -> 
         raise VerificationError("no Square signature matches")
 
 
+class SquareOptions(ProviderOptions, frozen=True):
+    #: The subscription's notification URL, exactly as registered: Square signs it.
+    notification_url: Annotated[str, Meta(min_length=1)]
+
+
 class SquareProvider(Provider):
+    Options = SquareOptions
     type_name = "square"
     sample_event_types = (
         "payment.updated",

@@ -32,12 +32,15 @@ def test_placeholder_is_an_empty_provider_configuration(synthesized: Synthesized
 def test_documented_secret_shape_parses_into_provider_configs() -> None:
     value = {
         "providers": {
-            "stripe": {"secrets": ["whsec_new", "whsec_old"], "tolerance_seconds": 300},
-            "shop": {"type": "shopify", "secrets": ["shpss_x"]},
+            "stripe": {
+                "secrets": ["whsec_new_rotated_secret", "whsec_old_rotated_secret"],
+                "tolerance_seconds": 300,
+            },
+            "shop": {"type": "shopify", "secrets": ["shpss_0123456789abcdef"]},
         }
     }
 
     providers = parse_settings(value).providers
 
-    assert providers["stripe"].secrets == ("whsec_new", "whsec_old")
+    assert providers["stripe"].secrets == ("whsec_new_rotated_secret", "whsec_old_rotated_secret")
     assert providers["shop"].type == "shopify"

@@ -17,7 +17,7 @@ from typing import Any
 from payhook.backends.aws.errors import aws_call
 from payhook.core.clock import Clock, system_clock
 from payhook.errors import ConfigError, StorageUnavailableError
-from payhook.providers import Provider, ProviderConfig, build_providers
+from payhook.providers import Provider, ProviderConfig, build_providers, load_provider_config
 
 log = logging.getLogger("payhook.aws.secrets")
 
@@ -44,7 +44,7 @@ def provider_configs(secret_string: str) -> dict[str, ProviderConfig]:
         raise ConfigError(
             f"providers secret: got {got}, expected an object with a non-empty 'providers' object"
         )
-    return {name: ProviderConfig.from_mapping(name, section) for name, section in sections.items()}
+    return {name: load_provider_config(name, section) for name, section in sections.items()}
 
 
 class ProviderSecret:
