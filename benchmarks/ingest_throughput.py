@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.report import machine, median, percentile, update_section
 
-SECRET = "whsec_benchmark"
+SECRET = "whsec_ingest_benchmark"
 
 
 def _free_port() -> int:
