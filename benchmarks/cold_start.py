@@ -54,7 +54,9 @@ clients = [session.client(name, config=config) for name in ("secretsmanager", "d
 print(time.perf_counter() - start)
 """
 
-SECRET = {"providers": {"stripe": {"secrets": ["whsec_cold_start_benchmark"], "tolerance_seconds": 300}}}
+SECRET = {
+    "providers": {"stripe": {"secrets": ["whsec_cold_start_benchmark"], "tolerance_seconds": 300}}
+}
 
 
 def environment() -> dict[str, str]:
