@@ -18,6 +18,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from payhook.core.model import WebhookRequest
 from payhook.providers.paypal import ALGORITHM, sign_paypal
+from payhook.providers.paypal.certificates import Deadline
 
 CERT_URL = "https://api.paypal.com/v1/notifications/certs/CERT-360caa42-fca2a594-test0001"
 SIGNER_NAME = "messageverificationcerts.paypal.com"
@@ -143,11 +144,11 @@ class FakeFetcher:
     documents: dict[str, bytes] = field(default_factory=dict)
     fetched: list[str] = field(default_factory=list)
 
-    def __call__(self, url: str) -> bytes:
+    def __call__(self, url: str, deadline: Deadline) -> list[bytes]:
         self.fetched.append(url)
         if url not in self.documents:
             raise OSError("HTTP 404")
-        return self.documents[url]
+        return [self.documents[url]]
 
 
 def delivery(

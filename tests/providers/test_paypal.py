@@ -26,12 +26,13 @@ from payhook.errors import ConfigError, PayloadError, VerificationError
 from payhook.providers import provider_class
 from payhook.providers.base import ProviderConfig
 from payhook.providers.paypal import (
+    HttpResponse,
     PayPalProvider,
     PayPalSampleSigner,
+    TrustStore,
     sign_paypal,
     signed_message,
 )
-from payhook.providers.paypal_certs import HttpResponse, TrustStore
 from tests.conftest import FakeClock, load_event
 from tests.providers.paypal_pki import (
     CERT_URL,
@@ -285,7 +286,7 @@ def test_rejects_an_expired_certificate() -> None:
     ca = make_ca(rsa_key(0))
     leaf = make_leaf(ca, rsa_key(0), rsa_key(1), not_before=at(2021), not_after=at(2023))
     provider, _ = make_provider(leaf=leaf)
-    with pytest.raises(VerificationError, match="expired or not yet valid"):
+    with pytest.raises(VerificationError, match="certificate is expired"):
         provider.verify(delivery(CAPTURE_BODY, rsa_key(1)))
 
 

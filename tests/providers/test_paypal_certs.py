@@ -9,12 +9,14 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from payhook.errors import ConfigError, VerificationError
-from payhook.providers.paypal_certs import (
+from payhook.providers.paypal.certificates import (
     CertificateCache,
     CertificateChain,
+    Deadline,
     TrustStore,
     check_cert_url,
     default_trust_store_path,
+    normalize_cert_url,
     paypal_public_key,
 )
 from tests.conftest import FakeClock
@@ -31,6 +33,7 @@ from tests.providers.paypal_pki import (
 )
 
 ISSUER_URL = "http://cacerts.digicert.com/PayhookTestIssuingCA.crt"
+CERTS = "https://api.paypal.com/v1/notifications/certs"
 
 
 @pytest.mark.parametrize(
@@ -76,6 +79,39 @@ def test_rejects_cert_urls_outside_paypal_without_fetching(url: str, reason: str
     assert fetcher.fetched == []
 
 
+@pytest.mark.parametrize(
+    ("url", "normalized"),
+    [
+        (CERT_URL, CERT_URL),
+        ("https://API.PayPal.COM/v1/notifications/certs/CERT-1", f"{CERTS}/CERT-1"),
+        ("https://api.paypal.com:443/v1/notifications/certs/CERT-1", f"{CERTS}/CERT-1"),
+        ("https://paypal.com", "https://paypal.com/"),
+    ],
+)
+def test_normalizes_a_cert_url_to_one_spelling(url: str, normalized: str) -> None:
+    assert normalize_cert_url(url) == normalized
+
+
+@pytest.mark.parametrize(
+    "url",
+    [f"{CERT_URL}?x=1", f"{CERT_URL}?", f"{CERT_URL}#x", f"{CERT_URL}#", f"{CERT_URL}?x=1#y"],
+)
+def test_rejects_a_cert_url_with_a_query_or_fragment_without_fetching(url: str) -> None:
+    fetcher = FakeFetcher({url: b"never served"})
+    with pytest.raises(VerificationError, match="must not have a query or fragment"):
+        CertificateCache(fetcher).chain(url)
+    assert fetcher.fetched == []
+
+
+def test_spellings_of_one_url_share_one_cache_entry() -> None:
+    _, leaf_pem = _pki()
+    fetcher = FakeFetcher({f"{CERTS}/CERT-1": leaf_pem})
+    cache = CertificateCache(fetcher)
+    first = cache.chain("https://API.PAYPAL.COM:443/v1/notifications/certs/CERT-1")
+    assert cache.chain(f"{CERTS}/CERT-1") is first
+    assert fetcher.fetched == [f"{CERTS}/CERT-1"]
+
+
 def _pki() -> tuple[TrustStore, bytes]:
     ca = make_ca(rsa_key(0))
     leaf = make_leaf(ca, rsa_key(0), rsa_key(1))
@@ -107,7 +143,7 @@ def test_cache_is_bounded_and_evicts_the_least_recently_used() -> None:
 def test_failed_fetch_is_remembered_until_its_ttl_ends() -> None:
     clock = FakeClock(NOW)
     fetcher = FakeFetcher()
-    cache = CertificateCache(fetcher, clock=clock, failure_ttl_seconds=60)
+    cache = CertificateCache(fetcher, monotonic=clock, failure_ttl_seconds=60)
     for _ in range(3):
         with pytest.raises(VerificationError, match="could not fetch"):
             cache.chain(CERT_URL)
@@ -119,8 +155,8 @@ def test_failed_fetch_is_remembered_until_its_ttl_ends() -> None:
 
 
 def test_any_fetcher_exception_becomes_a_verification_error() -> None:
-    def broken(url: str) -> bytes:
-        raise TimeoutError("read timed out")
+    def broken(url: str, deadline: Deadline) -> list[bytes]:
+        raise ConnectionResetError("connection reset")
 
     with pytest.raises(VerificationError, match="could not fetch"):
         CertificateCache(broken).chain(CERT_URL)
