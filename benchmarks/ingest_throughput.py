@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.report import machine, median, percentile, update_section
 
 SECRET = "whsec_ingest_benchmark"
+AUDIT_KEY = "payhook-benchmark-audit-key-published-in-the-repo"
 
 
 def _free_port() -> int:
@@ -131,7 +132,7 @@ def main() -> int:
     config = workdir / "payhook.toml"
     config.write_text(
         f'[server]\nport = {port}\nworkers = {args.workers}\n[storage]\npath = "{db}"\n'
-        f'[providers.stripe]\nsecrets = ["{SECRET}"]\n'
+        f'[audit]\nkey = "{AUDIT_KEY}"\n[providers.stripe]\nsecrets = ["{SECRET}"]\n'
     )
     server = subprocess.Popen(
         [sys.executable, __file__, "--serve", str(config)],

@@ -9,6 +9,7 @@ from constructs import Construct
 
 from infra.config import PayhookSettings
 from infra.constructs import (
+    AuditChainKey,
     DependenciesLayer,
     PayhookAlarms,
     PayhookDashboard,
@@ -34,6 +35,7 @@ class PayhookService(Construct):
         self.settings = settings
         self.encryption = PayhookKey(self, "Encryption", settings=settings)
         key = self.encryption.key
+        self.audit_key = AuditChainKey(self, "AuditKey", settings=settings)
         self.tables = PayhookTables(self, "Tables", settings=settings, key=key)
         self.queues = PayhookQueues(self, "Queues", settings=settings, key=key)
         self.secret = ProvidersSecret(self, "ProvidersSecret", settings=settings, key=key).secret
@@ -62,6 +64,10 @@ class PayhookService(Construct):
             },
             tables=self.tables,
             queues=self.queues,
+        )
+        # Only the audit function authenticates the chain.
+        self.functions.audit.function.add_environment(
+            "PAYHOOK_AUDIT_KEY_ID", self.audit_key.key.key_arn
         )
         self.api = WebhookApi(
             self, "Api", settings=settings, key=key, receiver=self.functions.receiver.function
@@ -115,3 +121,4 @@ class PayhookService(Construct):
         tables.webhooks.grant_read_data(audit)
         tables.payments.grant_read_data(audit)
         self.bus.grant_put_events_to(audit)
+        self.audit_key.grant_generate_mac(audit)

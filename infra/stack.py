@@ -41,6 +41,10 @@ class PayhookStack(Stack):
             "AlertTopicArn": (service.alarms.topic.topic_arn, "subscribe to get alerts"),
             "ProvidersSecretName": (service.secret.secret_name, "provider configuration"),
             "EventBusName": (service.bus.event_bus_name, "canonical payment events"),
+            "AuditKeyArn": (
+                service.audit_key.key.key_arn,
+                "KMS HMAC key of the audit chain: verify with kms:VerifyMac",
+            ),
         }
         for output_id, (value, description) in outputs.items():
             CfnOutput(self, output_id, value=value, description=description)

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from payhook.runtimes.embedded import EmbeddedRuntime
 
 EVENTS_DIR = Path(__file__).parent / "events"
+#: The audit key of every test configuration (``[audit] key``): published, so it proves nothing.
+AUDIT_TEST_KEY = "payhook-test-audit-key-published-in-the-tests"
 
 
 class FakeClock:
@@ -46,11 +48,13 @@ def load_event(provider: str, name: str) -> bytes:
 
 @contextlib.contextmanager
 def running_runtime(tmp_path: Path, **sections: dict[str, Any]) -> Iterator[EmbeddedRuntime]:
-    """A started embedded runtime over a database in ``tmp_path``; stopped afterwards."""
+    """A started embedded runtime over a database in ``tmp_path``; stopped afterwards.
+    Its audit key is ``AUDIT_TEST_KEY`` unless ``audit`` says otherwise."""
     from payhook.config import parse_settings
     from payhook.runtimes.embedded import EmbeddedRuntime
 
     storage = {"path": str(tmp_path / "payhook.db"), **sections.pop("storage", {})}
+    sections.setdefault("audit", {"key": AUDIT_TEST_KEY})
     runtime = EmbeddedRuntime(parse_settings({"storage": storage, **sections}))
     runtime.start()
     try:

@@ -2,6 +2,7 @@
 
 from infra.constructs.alarms import PayhookAlarms
 from infra.constructs.api import WebhookApi
+from infra.constructs.audit_key import AuditChainKey
 from infra.constructs.dashboard import PayhookDashboard
 from infra.constructs.encryption import PayhookKey
 from infra.constructs.events import PaymentEventBus
@@ -13,6 +14,7 @@ from infra.constructs.storage import PayhookTables
 from infra.constructs.waf import WebhookFirewall
 
 __all__ = [
+    "AuditChainKey",
     "DependenciesLayer",
     "PayhookAlarms",
     "PayhookDashboard",

@@ -1,7 +1,8 @@
 """The three DynamoDB tables of the contract shared with the AWS backend.
 
 - webhooks: ``webhookId`` (S); TTL ``expiresAt``; GSI ``byStatus`` (``status`` S,
-  ``receivedAt`` N; keys only)
+  ``receivedAt`` N; keys only); sparse GSI ``byUnsignedEventId`` (``unsignedEventKey`` S;
+  keys only), written only for deliveries whose event id the provider does not sign
 - payments: ``provider`` (S) + ``paymentId`` (S)
 - audit: ``chain`` (S) + ``seq`` (N)
 
@@ -18,6 +19,7 @@ from infra.config import PayhookSettings
 
 WEBHOOKS_TTL_ATTRIBUTE = "expiresAt"
 BY_STATUS_INDEX = "byStatus"
+BY_UNSIGNED_EVENT_ID_INDEX = "byUnsignedEventId"
 
 _S = dynamodb.AttributeType.STRING
 _N = dynamodb.AttributeType.NUMBER
@@ -75,6 +77,13 @@ class PayhookTables(Construct):
             sort_key=dynamodb.Attribute(name="receivedAt", type=_N),
             # Keys only: copying raw payloads into the index would double the cost of every
             # webhook write. Query it for ids, then read the items.
+            projection_type=dynamodb.ProjectionType.KEYS_ONLY,
+        )
+        self.webhooks.add_global_secondary_index(
+            index_name=BY_UNSIGNED_EVENT_ID_INDEX,
+            partition_key=dynamodb.Attribute(name="unsignedEventKey", type=_S),
+            # Sparse: only items with the attribute (Shopify's, Razorpay's unsigned ids) are in
+            # it, so it costs nothing for providers that sign their event ids.
             projection_type=dynamodb.ProjectionType.KEYS_ONLY,
         )
         self.payments = table(

@@ -17,8 +17,9 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta, Struct
 
+from payhook.core.chain_key import MIN_KEY_BYTES
 from payhook.errors import ConfigError
-from payhook.options import Options, convert, unknown_key_error
+from payhook.options import NOT_BLANK, Options, convert, unknown_key_error
 from payhook.providers import ProviderConfig, load_provider_config
 
 DEFAULT_CONFIG_PATH = "payhook.toml"
@@ -70,8 +71,9 @@ class OutboxSettings(Options, frozen=True):
 
 
 class AuditSettings(Options, frozen=True):
-    #: The key that authenticates the audit chain; keep it outside the database.
-    key: str | None = None
+    #: The key that authenticates the audit chain; keep it outside the database. At least 32
+    #: bytes (characters), e.g. the output of ``openssl rand -hex 32``.
+    key: Annotated[str, Meta(min_length=MIN_KEY_BYTES, pattern=NOT_BLANK)] | None = None
 
 
 class Settings(Struct, kw_only=True, frozen=True):

@@ -24,6 +24,10 @@ class PayloadError(PayhookError):
     """A webhook was authentic but its body cannot be used (not JSON, no event id, ...)."""
 
 
+class PayloadTooLargeError(PayloadError):
+    """An authentic body too large for the store to hold (a 413, so the provider stops)."""
+
+
 class UnknownProviderError(PayhookError):
     """No provider of that name is configured."""
 

@@ -83,6 +83,7 @@ class AwsStack:
     queue_url: str = ""
     dlq_url: str = ""
     events_queue_url: str = ""
+    audit_key_id: str = ""  # the KMS HMAC key authenticating the audit chain
     _iterators: dict[str, list[str]] = field(default_factory=dict)
 
     def client(self, service: str) -> Any:
@@ -225,6 +226,7 @@ def _create_tables(ddb: Any, stack: AwsStack) -> None:
             {"AttributeName": "webhookId", "AttributeType": "S"},
             {"AttributeName": "status", "AttributeType": "S"},
             {"AttributeName": "receivedAt", "AttributeType": "N"},
+            {"AttributeName": "unsignedEventKey", "AttributeType": "S"},
         ],
         GlobalSecondaryIndexes=[
             {
@@ -234,7 +236,12 @@ def _create_tables(ddb: Any, stack: AwsStack) -> None:
                     {"AttributeName": "receivedAt", "KeyType": "RANGE"},
                 ],
                 "Projection": {"ProjectionType": "ALL"},
-            }
+            },
+            {
+                "IndexName": "byUnsignedEventId",
+                "KeySchema": [{"AttributeName": "unsignedEventKey", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            },
         ],
         StreamSpecification=stream,
     )
@@ -307,7 +314,11 @@ def create_stack(session: boto3.session.Session) -> AwsStack:
     secret_arn = session.client("secretsmanager").create_secret(
         Name="payhook/providers", SecretString=json.dumps(secret)
     )["ARN"]
+    stack.audit_key_id = session.client("kms").create_key(
+        KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC", Description="payhook audit chain"
+    )["KeyMetadata"]["Arn"]
     stack.env = {
+        "PAYHOOK_AUDIT_KEY_ID": stack.audit_key_id,
         "PAYHOOK_WEBHOOKS_TABLE": stack.webhooks_table,
         "PAYHOOK_PAYMENTS_TABLE": stack.payments_table,
         "PAYHOOK_AUDIT_TABLE": stack.audit_table,

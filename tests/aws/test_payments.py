@@ -11,7 +11,7 @@ from payhook.backends.aws.payments import DynamoProcessingStore
 from payhook.backends.aws.webhooks import DynamoWebhookStore
 from payhook.core import ledger
 from payhook.core.ledger import PaymentRecord
-from payhook.core.model import StoredWebhook, WebhookStatus, webhook_id_for
+from payhook.core.model import Stored, StoredWebhook, WebhookStatus, webhook_id_for
 from payhook.core.payment import PaymentEvent, PaymentEventKind
 from payhook.core.ports import PaymentWrite, ProcessingCommit
 from payhook.errors import ConcurrencyError, StorageUnavailableError
@@ -56,7 +56,7 @@ def store_webhook(stack: AwsStack, clock: FakeClock, event_id: str, body: bytes)
         retention_seconds=86_400,
         clock=clock,
     )
-    assert store.store([webhook]) == [False]
+    assert store.store([webhook]) == [Stored.NEW]
     return webhook.webhook_id
 
 

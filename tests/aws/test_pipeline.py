@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from payhook.backends.aws.audit import DynamoAuditLog
+from payhook.backends.aws.audit import DynamoAuditLog, KmsChainKey
 from payhook.core.audit import verify_chain
 from payhook.core.model import webhook_id_for
 from payhook.runtimes.aws_lambda import audit, processor, receiver
@@ -46,7 +46,8 @@ def test_a_signed_delivery_becomes_a_payment_an_audit_trail_and_a_published_even
 
     log = DynamoAuditLog(stack.clients.dynamodb, table=stack.audit_table)
     entries = list(log.entries())
-    report = verify_chain(entries, log.recorded_head())
+    key = KmsChainKey(stack.clients.kms, key_id=stack.audit_key_id)
+    report = verify_chain(entries, key, log.recorded_head())
     assert report.ok, report.reason
     assert [(e.entity, e.action, e.data["status"]) for e in entries] == [
         ("webhook", "insert", "received"),

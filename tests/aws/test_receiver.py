@@ -115,7 +115,7 @@ def test_body_that_is_not_base64_is_400(stack: AwsStack, clock: FakeClock) -> No
     event["body"] = "not*base64"
     answer = make_receiver(stack, clock).handle(event)
     assert answer["statusCode"] == 400
-    assert body_of(answer)["error"] == "invalid_body"
+    assert body_of(answer)["error"] == "invalid_payload"
 
 
 def test_authentic_body_that_is_not_json_is_400(stack: AwsStack, clock: FakeClock) -> None:

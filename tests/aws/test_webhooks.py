@@ -10,7 +10,7 @@ import pytest
 
 from payhook.backends.aws.payments import DynamoProcessingStore
 from payhook.backends.aws.webhooks import DynamoWebhookStore
-from payhook.core.model import StoredWebhook, webhook_id_for
+from payhook.core.model import Stored, StoredWebhook, body_digest, webhook_id_for
 from payhook.errors import PayloadError
 from payhook.runtimes.aws_lambda.receiver import Receiver
 from tests.aws.emulator import AwsStack, stripe_delivery
@@ -47,7 +47,7 @@ def test_batch_repeating_an_event_stores_and_enqueues_it_once(
 ) -> None:
     store = webhook_store(stack, clock)
     duplicates = store.store([webhook("evt_1"), webhook("evt_2"), webhook("evt_1")])
-    assert duplicates == [False, False, True]
+    assert duplicates == [Stored.NEW, Stored.NEW, Stored.DUPLICATE]
     enqueued = sorted(json.loads(m["Body"])["webhookId"] for m in stack.receive(stack.queue_url))
     assert enqueued == sorted(webhook_id_for("stripe", e) for e in ("evt_1", "evt_2"))
 
@@ -56,7 +56,8 @@ def test_more_than_one_sqs_batch_of_events_is_enqueued_whole(
     stack: AwsStack, clock: FakeClock
 ) -> None:
     assert (
-        webhook_store(stack, clock).store([webhook(f"evt_{n}") for n in range(23)]) == [False] * 23
+        webhook_store(stack, clock).store([webhook(f"evt_{n}") for n in range(23)])
+        == [Stored.NEW] * 23
     )
     assert stack.queue_depth(stack.queue_url) == 23
 
@@ -99,5 +100,38 @@ def test_receiver_answers_413_for_an_authentic_body_too_large_to_store(
     receiver = Receiver.from_environment(stack.env, stack.clients, clock)
     answer = receiver.handle(stripe_delivery(body, int(clock.now)))
     assert answer["statusCode"] == 413
-    assert json.loads(answer["body"])["error"] == "payload_too_large"
+    assert json.loads(answer["body"])["error"] == "body_too_large"
     assert stack.queue_depth(stack.queue_url) == 0
+
+
+def unsigned(event_id: str, payload: bytes) -> StoredWebhook:
+    """A Shopify-like delivery: its id is not signed, so its identity is the body's digest."""
+    return StoredWebhook(
+        webhook_id=webhook_id_for("shop", body_digest(payload)),
+        provider="shop",
+        provider_type="shopify",
+        event_id=event_id,
+        event_type="orders/paid",
+        payload=payload,
+        received_at=1_700_000_000.25,
+        id_signed=False,
+    )
+
+
+def test_an_unsigned_id_borrowed_by_other_bytes_is_stored_and_flagged_a_conflict(
+    stack: AwsStack, clock: FakeClock
+) -> None:
+    store = webhook_store(stack, clock)
+    assert store.store([unsigned("X2", b'{"id":1}')]) == [Stored.NEW]
+    assert store.store([unsigned("X9", b'{"id":1}')]) == [Stored.DUPLICATE]  # a replay
+    assert store.store([unsigned("X2", b'{"id":2}')]) == [Stored.CONFLICT]
+    genuine = DynamoProcessingStore(
+        stack.clients.dynamodb,
+        webhooks_table=stack.webhooks_table,
+        payments_table=stack.payments_table,
+    ).get_webhook(webhook_id_for("shop", body_digest(b'{"id":2}')))
+    assert genuine is not None
+    assert (genuine.conflict, genuine.id_signed, genuine.event_id) == (True, False, "X2")
+    # Both are processed (a duplicate of a webhook still received is queued again, safely).
+    queued = {json.loads(m["Body"])["webhookId"] for m in stack.receive(stack.queue_url)}
+    assert queued == {genuine.webhook_id, webhook_id_for("shop", body_digest(b'{"id":1}'))}

@@ -15,6 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import AUDIT_TEST_KEY
+
 STRIPE_SECRET = "whsec_e2e_secret"
 STANDARD_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
@@ -49,6 +51,8 @@ path = "{self.workdir / "payhook.db"}"
 visibility_timeout_seconds = 5
 max_receives = 3
 retry_base_seconds = 0.2
+[audit]
+key = "{AUDIT_TEST_KEY}"
 [providers.stripe]
 secrets = ["{STRIPE_SECRET}"]
 [providers.standard]

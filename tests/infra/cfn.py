@@ -73,6 +73,12 @@ class Synthesized:
         assert len(found) == 1, f"expected one {resource_type}, found {sorted(found)}"
         return next(iter(found.items()))
 
+    def data_key(self) -> tuple[str, dict[str, Any]]:
+        """The customer-managed key of data, queues, logs and secrets (not the audit MAC key)."""
+        logical_id = self.logical_id(self.stack.service.encryption.key)
+        resource: dict[str, Any] = self.template["Resources"][logical_id]
+        return logical_id, resource
+
     def logical_id(self, construct: Any) -> str:
         return str(self.stack.resolve(self.stack.get_logical_id(construct.node.default_child)))
 

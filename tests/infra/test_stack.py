@@ -85,7 +85,7 @@ def test_production_retains_data_and_protects_it_from_deletion(production: Synth
             assert resource.get("UpdateReplacePolicy") == "Retain", logical_id
     for table in production.resources("AWS::DynamoDB::Table").values():
         assert table["Properties"]["DeletionProtectionEnabled"] is True
-    _, key = production.only("AWS::KMS::Key")
+    _, key = production.data_key()
     assert key["Properties"]["PendingWindowInDays"] == 30
     assert production.stack.termination_protection
     for log_group in production.resources("AWS::Logs::LogGroup").values():

@@ -155,7 +155,7 @@ def test_shopify_style_rejects_a_tampered_body_and_a_foreign_secret() -> None:
 
 def test_shopify_style_maps_major_unit_amounts_to_payments() -> None:
     provider = from_toml(SHOPIFY_TOML)
-    [webhook] = Ingest({"shop": provider}).prepare("shop", shopify_request()).webhooks
+    [webhook] = Ingest({"shop": provider}).verify("shop", shopify_request())
     [event] = provider.payment_events(webhook)
     assert (event.kind, event.payment_id, event.amount, event.currency) == (
         K.SUCCEEDED,
@@ -163,9 +163,7 @@ def test_shopify_style_maps_major_unit_amounts_to_payments() -> None:
         5100,
         "USD",
     )
-    [other] = (
-        Ingest({"shop": provider}).prepare("shop", shopify_request(topic="orders/create")).webhooks
-    )
+    [other] = Ingest({"shop": provider}).verify("shop", shopify_request(topic="orders/create"))
     assert provider.payment_events(other) == []
 
 
@@ -294,7 +292,7 @@ def test_sample_requests_verify_for_every_scheme() -> None:
     shopify = from_toml(SHOPIFY_TOML)
     sample = shopify.sample_request("orders/paid")
     assert sample.headers["x-shopify-hmac-sha256"] == shopify_signature(SECRET, sample.body)
-    [webhook] = Ingest({"shop": shopify}).prepare("shop", sample).webhooks
+    [webhook] = Ingest({"shop": shopify}).verify("shop", sample)
     assert shopify.payment_events(webhook)[0].amount == 2000
 
 

@@ -135,8 +135,8 @@ def test_a_delivery_without_any_event_name_is_a_payload_error() -> None:
 
 def test_an_identical_redelivery_gets_the_same_webhook_id() -> None:
     ingest = Ingest({"lemon": provider()})
-    first = ingest.prepare("lemon", request()).webhooks[0]
-    again = ingest.prepare("lemon", request(event_name=None)).webhooks[0]
+    first = ingest.verify("lemon", request())[0]
+    again = ingest.verify("lemon", request(event_name=None))[0]
     assert first.event_id == "sha256:" + hashlib.sha256(ORDER_CREATED).hexdigest()
     assert again.webhook_id == first.webhook_id
 
@@ -194,9 +194,7 @@ def test_agrees_with_the_documented_recipe_on_every_accept_or_reject(
 
 
 def stored(body: bytes) -> StoredWebhook:
-    [webhook] = (
-        Ingest({"lemon": provider()}).prepare("lemon", request(body, event_name=None)).webhooks
-    )
+    [webhook] = Ingest({"lemon": provider()}).verify("lemon", request(body, event_name=None))
     return webhook
 
 
@@ -288,6 +286,6 @@ def test_sample_deliveries_verify_and_map() -> None:
     for event_type in ours.sample_event_types:
         sample = ours.sample_request(event_type)
         assert sample.headers["x-signature"] == reference_signature(SECRET, sample.body)
-        [webhook] = Ingest({"lemon": ours}).prepare("lemon", sample).webhooks
+        [webhook] = Ingest({"lemon": ours}).verify("lemon", sample)
         [event] = ours.payment_events(webhook)
         assert event.kind is (K.REFUNDED if event_type == "order_refunded" else K.SUCCEEDED)

@@ -212,7 +212,7 @@ def test_agrees_with_standardwebhooks_given_the_base64_secret(
 
 def stored(delivery: WebhookRequest, ours: PolarProvider | None = None) -> StoredWebhook:
     ours = ours or provider()
-    [webhook] = Ingest({"polar": ours}).prepare("polar", delivery).webhooks
+    [webhook] = Ingest({"polar": ours}).verify("polar", delivery)
     return webhook
 
 

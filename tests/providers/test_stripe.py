@@ -340,9 +340,7 @@ def stored(
         body = json.dumps(event).encode()
     now = float(json.loads(body)["created"])
     ingest = Ingest({"stripe": provider(lambda: now)}, clock=lambda: now + 1)
-    [webhook] = ingest.prepare(
-        "stripe", request(body, sdk_header(body, timestamp=int(now)))
-    ).webhooks
+    [webhook] = ingest.verify("stripe", request(body, sdk_header(body, timestamp=int(now))))
     return webhook
 
 

@@ -146,8 +146,7 @@ class Delivery:
 
 def delivery(ingest: Ingest, name: str, request: WebhookRequest) -> Delivery:
     """Wrap a request, verifying it in-process for the ids the server will derive."""
-    prepared = ingest.prepare(name, request)
-    return Delivery(name, request, tuple(w.webhook_id for w in prepared.webhooks))
+    return Delivery(name, request, tuple(w.webhook_id for w in ingest.verify(name, request)))
 
 
 def _stripe_follow_up(provider: Provider) -> Callable[[WebhookRequest], WebhookRequest] | None:

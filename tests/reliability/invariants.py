@@ -21,10 +21,12 @@ from typing import Any
 
 from payhook.backends.sqlite import SqliteAuditLog, SqliteStore
 from payhook.core import ledger
+from payhook.core.chain_key import HmacChainKey
 from payhook.core.ledger import PaymentRecord
 from payhook.core.model import StoredWebhook, WebhookStatus
 from payhook.providers import Provider
 from payhook.service.audit import verify_log
+from tests.conftest import AUDIT_TEST_KEY
 
 
 @dataclass(slots=True)
@@ -80,11 +82,14 @@ def check(
         _check_webhooks(conn, report, webhooks, acked, sent_ids, dead_ok)
         _check_audit_of_webhooks(conn, report, webhooks)
         _check_ledger(conn, report, webhooks, providers)
-        audit = verify_log(SqliteAuditLog(db))
+        audit_log = SqliteAuditLog(db)
+        audit = verify_log(audit_log, HmacChainKey(AUDIT_TEST_KEY), audit_log)
         report.audit_ok = audit.ok
-        report.audit_entries = audit.entries
-        if not audit.ok:
-            report.problems.append(f"audit chain broken: {audit.to_dict()}")
+        report.audit_entries = audit.chain.entries
+        if not audit.chain.ok:
+            report.problems.append(f"audit chain broken: {audit.chain.to_dict()}")
+        elif audit.problems:
+            report.problems.append(f"payment rows disagree with the audit trail: {audit.problems}")
     finally:
         store.close()
         conn.close()

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from payhook.providers import Provider
+from tests.conftest import AUDIT_TEST_KEY
 from tests.e2e.conftest import PayhookServer
 from tests.reliability import fleet
 
@@ -73,6 +74,7 @@ class ReliabilityServer(PayhookServer):
             },
             "storage": {"path": str(self.workdir / "payhook.db")},
             "processing": self.processing,
+            "audit": {"key": AUDIT_TEST_KEY},
             "providers": self.sections(),
         }
         self.config.write_text(fleet.toml(document))

@@ -28,8 +28,10 @@ from payhook.backends.sqlite import (
     connect,
     initialize,
 )
+from payhook.core.chain_key import HmacChainKey
 from payhook.core.model import WebhookRequest
 from payhook.service.ingest import Ingest
+from tests.conftest import AUDIT_TEST_KEY
 from tests.reliability import fleet, invariants, loadgen
 from tests.reliability.conftest import soak_scale
 from tests.reliability.server import ReliabilityServer
@@ -346,7 +348,7 @@ def test_a_message_back_from_a_worker_killed_around_its_commit_is_applied_once(
     # After A's commit B's commit is refused; inside it, nothing of A's survived.
     assert first_outcome == ("already_processed" if die == "after-commit" else "processed")
     assert SqliteQueue(db).depth() == 0
-    while SqliteAuditLog(db).drain():
+    while SqliteAuditLog(db).drain(HmacChainKey(AUDIT_TEST_KEY)):
         pass
     report = invariants.check(db, providers, acknowledged=_ids(batch), sent=_ids(batch))
     _assert_clean(report)

@@ -18,10 +18,14 @@ from payhook.backends.sqlite import (
     SqliteStore,
     initialize,
 )
+from payhook.core.chain_key import HmacChainKey
 from payhook.providers import Provider
 from payhook.service.ingest import Ingest
 from payhook.service.process import Processor
+from tests.conftest import AUDIT_TEST_KEY
 from tests.reliability import fleet, invariants
+
+AUDIT_KEY = HmacChainKey(AUDIT_TEST_KEY)
 
 
 def _process_everything(db: Path, providers: dict[str, Provider]) -> None:
@@ -31,7 +35,7 @@ def _process_everything(db: Path, providers: dict[str, Provider]) -> None:
         for message in messages:
             processor.process(message.webhook_id)
     audit = SqliteAuditLog(db)
-    while audit.drain():
+    while audit.drain(AUDIT_KEY):
         pass
 
 
@@ -135,6 +139,6 @@ def test_a_payment_written_twice_for_one_change_is_reported(
         (json.dumps(record), row[0], row[1]),
     )
     conn.close()
-    SqliteAuditLog(db).drain()
+    SqliteAuditLog(db).drain(AUDIT_KEY)
     problems = _check(db, providers, ids).problems
     assert any("has version" in p for p in problems), problems

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from payhook.core.model import Stored
 from payhook.runtimes.embedded import EmbeddedRuntime
 from tests.conftest import count_rows, running_runtime
 
@@ -29,9 +30,9 @@ def runtime(tmp_path: Path) -> Iterator[EmbeddedRuntime]:
 
 def _deliver(runtime: EmbeddedRuntime) -> str:
     request = runtime.providers["stripe"].sample_request("payment_intent.succeeded")
-    prepared = runtime.ingest.prepare("stripe", request)
-    assert runtime.writer.store(prepared.webhooks) == [False]
-    return prepared.webhooks[0].webhook_id
+    webhooks = runtime.ingest.verify("stripe", request)
+    assert runtime.writer.store(webhooks) == [Stored.NEW]
+    return webhooks[0].webhook_id
 
 
 def _status(runtime: EmbeddedRuntime, webhook_id: str) -> str:

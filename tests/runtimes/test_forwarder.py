@@ -179,7 +179,7 @@ def test_delivers_a_published_event_signed_with_standard_webhooks(
         body=body,
         headers={"stripe-signature": f"t={now},v1={stripe_signature(STRIPE_SECRET, now, body)}"},
     )
-    [webhook] = Ingest({"stripe": stripe}, real_time_clock).prepare("stripe", request).webhooks
+    [webhook] = Ingest({"stripe": stripe}, real_time_clock).verify("stripe", request)
     writer = GroupCommitWriter(database)
     writer.start()
     writer.store([webhook])

@@ -14,8 +14,10 @@ import urllib.request
 from collections.abc import Sequence
 
 from payhook.backends.sqlite import SqliteAuditLog, SqliteQueue, SqliteStore, initialize
+from payhook.backends.sqlite.audit import embedded_chain_key
 from payhook.cli import render
 from payhook.config import Settings, load_settings
+from payhook.core.audit import head_message
 from payhook.core.ledger import PaymentRecord
 from payhook.core.model import StoredWebhook, WebhookStatus, webhook_id_for
 from payhook.core.money import format_minor
@@ -75,8 +77,34 @@ def _parser() -> argparse.ArgumentParser:
     audit = sub.add_parser("audit", help="the tamper-evident audit trail").add_subparsers(
         dest="action", required=True, metavar="ACTION"
     )
-    audit.add_parser("verify", parents=[common, json_flag])
+    verify = audit.add_parser(
+        "verify",
+        parents=[common, json_flag],
+        help="check the chain, its MACs, and every payment row against its events and audit",
+    )
+    verify.add_argument(
+        "--expect-head",
+        metavar="SEQ:HASH",
+        type=_anchor,
+        help="a head printed earlier by `audit head`: the chain must still pass through it",
+    )
+    audit.add_parser(
+        "head", parents=[common, json_flag], help="print the authenticated head, to anchor it"
+    )
     return parser
+
+
+def _anchor(text: str) -> tuple[int, str]:
+    seq, _, digest = text.partition(":")
+    if not (seq.isdigit() and int(seq) > 0 and len(digest) == 64):
+        raise argparse.ArgumentTypeError(f"got {text!r}, expected SEQ:HASH as `audit head` prints")
+    try:
+        bytes.fromhex(digest)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"got {text!r}, expected a hex SHA-256 after ':'"
+        ) from None
+    return int(seq), digest.lower()
 
 
 def _webhook_rows(webhooks: Sequence[StoredWebhook]) -> list[list[object]]:
@@ -243,6 +271,52 @@ def cmd_dead_letters(queue: SqliteQueue, args: argparse.Namespace) -> int:
     return 1 if missing else 0
 
 
+def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
+    key = embedded_chain_key(settings.audit.key, f"payhook audit {args.action}")
+    initialize(settings.storage.path)
+    log = SqliteAuditLog(settings.storage.path)
+    if args.action == "head":
+        head = log.head()
+        if head is None:
+            raise NotFoundError("the audit chain is empty")
+        if head.mac is None or not key.verify(head_message(head.seq, head.hash), head.mac):
+            print(
+                f"payhook: audit head {head.seq} is not authenticated by the configured key;"
+                " run `payhook audit verify`",
+                file=sys.stderr,
+            )
+            return 1
+        anchor = f"{head.seq}:{head.hash}"
+        if args.json:
+            render.emit_json(
+                {"seq": head.seq, "hash": head.hash, "mac": head.mac, "anchor": anchor}
+            )
+        else:
+            render.fields([("seq", head.seq), ("hash", head.hash), ("mac", head.mac)])
+            print(f"\nanchor {anchor}: keep it outside the database, and check it later with")
+            print(f"payhook audit verify --expect-head {anchor}")
+        return 0
+    with log.snapshot():
+        report = verify_log(log, key, log, anchor=args.expect_head)
+    if args.json:
+        render.emit_json(report.to_dict())
+        return 0 if report.ok else 1
+    chain = report.chain
+    if chain.ok and chain.entries:
+        print(
+            f"audit chain ok; {chain.entries} entries verified; head {chain.entries}"
+            f" authenticated ({chain.macs_verified} MACs checked)"
+        )
+    elif chain.ok:
+        print("audit chain ok; 0 entries verified (empty)")
+    else:
+        print(f"audit chain BROKEN at entry {chain.first_bad_seq}: {chain.reason}")
+    for problem in report.problems:
+        print(f"payment {problem.payment}: {problem.reason}")
+    print(f"payments: {report.payments} checked, {len(report.problems)} do not match")
+    return 0 if report.ok else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -252,6 +326,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_serve(settings, args)
         if args.command == "send":
             return cmd_send(settings, args)
+        if args.command == "audit":
+            return cmd_audit(settings, args)
         initialize(settings.storage.path)
         path = settings.storage.path
         if args.command == "webhooks":
@@ -265,15 +341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "dead-letters":
             return cmd_dead_letters(SqliteQueue(path), args)
-        report = verify_log(SqliteAuditLog(path))
-        if args.json:
-            render.emit_json(report.to_dict())
-        else:
-            state = (
-                "ok" if report.ok else f"BROKEN at entry {report.first_bad_seq}: {report.reason}"
-            )
-            print(f"audit chain {state}; {report.entries} entries verified")
-        return 0 if report.ok else 1
+        raise AssertionError(f"unhandled command {args.command!r}")  # argparse allows no other
     except NotFoundError as exc:
         print(f"payhook: {exc}", file=sys.stderr)
         return 1

@@ -14,10 +14,27 @@ class WebhookStatus(StrEnum):
     DEAD = "dead"
 
 
-def webhook_id_for(provider: str, event_id: str) -> str:
-    """The webhook id is derived from (provider, event id), so dedup is a primary-key check."""
-    digest = hashlib.sha256(f"{provider}\x00{event_id}".encode()).hexdigest()
+class Stored(StrEnum):
+    """What storing one webhook did."""
+
+    NEW = "new"
+    DUPLICATE = "duplicate"  # the same event was stored before: nothing changed
+    #: Stored, but another stored delivery carries the same unsigned event id with other
+    #: bytes: one of them was re-sent under a borrowed id. Kept and flagged, never dropped.
+    CONFLICT = "conflict"
+
+
+def webhook_id_for(provider: str, dedup_key: str) -> str:
+    """The webhook id is derived from (provider, dedup key), so dedup is a primary-key check.
+
+    The dedup key is the event id when the provider signs it, else what the signature does
+    cover (see ``VerifiedEvent.dedup_key``)."""
+    digest = hashlib.sha256(f"{provider}\x00{dedup_key}".encode()).hexdigest()
     return f"wh_{digest[:32]}"
+
+
+def body_digest(body: bytes) -> str:
+    return "sha256:" + hashlib.sha256(body).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,9 +60,13 @@ class VerifiedEvent(NamedTuple):
 
     ``payload`` is the event's own bytes (the whole body, or one item of a batch) and is what
     processing reads later; ``occurred_at`` is the provider's event time (unix seconds) if it
-    gives one. A NamedTuple, not a frozen dataclass: as immutable, and built in a third of the
-    time (a frozen dataclass sets each field through object.__setattr__), which counts on the
-    verification path.
+    gives one.
+
+    Identity comes only from signed data. When the provider signs its event id, the id is
+    the dedup key (``dedup_key`` None). When it sends the id outside the signature (Shopify's
+    and Razorpay's headers), ``dedup_key`` is what the signature does cover: the body's digest,
+    with what legitimately tells two events with one body apart (Shopify's topic). The same
+    bytes under a new id are then a duplicate, and the same id with other bytes a conflict.
     """
 
     event_id: str
@@ -53,6 +74,7 @@ class VerifiedEvent(NamedTuple):
     payload: bytes
     occurred_at: float | None = None
     verified: bool = True
+    dedup_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +94,10 @@ class StoredWebhook:
     processed_at: float | None = None
     attempts: int = 0
     error: str | None = None
+    #: False when ``event_id`` came from outside the signature (see ``VerifiedEvent``).
+    id_signed: bool = True
+    #: Another stored delivery carries the same unsigned event id with other bytes.
+    conflict: bool = False
 
     @property
     def event_time(self) -> float:
@@ -93,6 +119,8 @@ class StoredWebhook:
             "processedAt": self.processed_at,
             "attempts": self.attempts,
             "error": self.error,
+            "idSigned": self.id_signed,
+            "conflict": self.conflict,
         }
 
 
@@ -101,3 +129,4 @@ class IngestOutcome:
     webhook_id: str
     event_id: str
     duplicate: bool
+    conflict: bool = False

@@ -9,15 +9,17 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:  # annotations only: the receiver Lambda should not import the ledger
     from payhook.core.audit import AuditEntry
     from payhook.core.ledger import PaymentRecord
-    from payhook.core.model import StoredWebhook
+    from payhook.core.model import Stored, StoredWebhook
 
 
 class WebhookStore(Protocol):
-    def store(self, webhooks: Sequence[StoredWebhook]) -> list[bool]:
+    def store(self, webhooks: Sequence[StoredWebhook]) -> Sequence[Stored]:
         """Durably store every webhook not already stored AND schedule its processing.
 
-        Returns, per webhook, whether it was a duplicate. Raises StorageUnavailableError when
-        that cannot be guaranteed; then the caller must not acknowledge.
+        Returns, per webhook, what storing it did (new, duplicate, or new but conflicting
+        with another delivery's unsigned event id). Raises StorageUnavailableError when that
+        cannot be guaranteed (then the caller must not acknowledge), PayloadError when a
+        webhook can never be stored.
         """
         ...
 

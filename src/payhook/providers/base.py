@@ -82,9 +82,12 @@ class ProviderConfig:
 
 @dataclass(frozen=True, slots=True)
 class ProviderResponse:
+    """What a provider is answered: status, body, content type and further headers."""
+
     status: int
     body: bytes
     media_type: str = "application/json"
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 def json_response(status: int, data: Any) -> ProviderResponse:
@@ -308,6 +311,16 @@ def require_str(data: dict[str, Any], key: str, where: str = "body") -> str:
 
 
 _FROM_ISO = datetime.fromisoformat
+#: The last second datetime can show (9999-12-31T23:59:59Z).
+MAX_UNIX_TIME = 253_402_300_799
+
+
+def unix_time(value: object) -> float | None:
+    """Unix seconds of a JSON integer time; None when absent, not an integer (a bool is not)
+    or outside years 1970..9999 (a signed body may still carry a 400-digit number)."""
+    if type(value) is int and 0 <= value <= MAX_UNIX_TIME:
+        return float(value)
+    return None
 
 
 def iso_timestamp(value: object, *, naive_as_utc: bool = True) -> float | None:

@@ -34,7 +34,7 @@ import msgspec
 from msgspec import Meta
 
 from payhook.core.clock import Clock, system_clock
-from payhook.core.model import StoredWebhook, VerifiedEvent, WebhookRequest
+from payhook.core.model import StoredWebhook, VerifiedEvent, WebhookRequest, body_digest
 from payhook.core.money import major_to_minor, minor_amount, normalize_currency
 from payhook.core.payment import PaymentEvent, PaymentEventKind
 from payhook.errors import ConfigError, PayloadError, VerificationError
@@ -289,12 +289,19 @@ class GenericHmacProvider(Provider):
         if timestamp is not None:
             self.check_timestamp(timestamp)
         event_id, event_type = self._identify(request)
+        dedup_key = None
+        if self.event_id_header and not self.id_signed:
+            # The id is not signed (unsigned_identity): the signed body identifies the event,
+            # with the type when that is unsigned too.
+            digest = body_digest(request.body)
+            dedup_key = digest if self.type_signed else f"{event_type}\x00{digest}"
         return [
             VerifiedEvent(
                 event_id=event_id,
                 event_type=event_type,
                 payload=request.body,
                 occurred_at=float(timestamp) if timestamp is not None else None,
+                dedup_key=dedup_key,
             )
         ]
 
@@ -307,7 +314,7 @@ class GenericHmacProvider(Provider):
         elif self.event_id_path:
             event_id = _scalar(_path_value(body, self.event_id_path))
         else:
-            event_id = "sha256:" + hashlib.sha256(request.body).hexdigest()
+            event_id = body_digest(request.body)
         if event_id is None:
             source = self.event_id_header or f"body.{self.event_id_path}"
             raise PayloadError(f"no event id at {source}")

@@ -1,13 +1,11 @@
 """Razorpay: ``X-Razorpay-Signature``, hex HMAC-SHA256 of the raw body with the webhook secret.
 
-The event id comes from the ``x-razorpay-event-id`` header, which the signature does not cover.
-That is acceptable because the id only deduplicates: whoever changes it can only re-deliver a
-body Razorpay signed (amounts, ids and statuses stay authentic), and Razorpay's scheme has no
-timestamp, so such a replay is possible whatever id is used. The ledger keys refunds by refund
-id, disputes by dispute id and takes the largest lifecycle amount, so a replay under a new id
-stores one more webhook row but moves no money. A hash of the body would not be better: it
-would differ from the id Razorpay keeps across retries. A signed body without the header is
-authentic but unusable: PayloadError, never an id made up here.
+The event id comes from the ``x-razorpay-event-id`` header, which the signature does not cover,
+so it never decides identity: the webhook is identified by the digest of the body Razorpay
+signed. The same body under a new id is a duplicate (a replay stores nothing); the same id with
+other bytes is stored and flagged as a conflicting delivery, never dropped as a duplicate. The
+header id is kept for display and search. Razorpay's scheme has no timestamp, hence no replay
+window to check. A signed body without the header is authentic but unusable: PayloadError.
 """
 
 from __future__ import annotations
@@ -20,7 +18,7 @@ import secrets as _secrets
 import string
 from typing import Any
 
-from payhook.core.model import StoredWebhook, VerifiedEvent, WebhookRequest
+from payhook.core.model import StoredWebhook, VerifiedEvent, WebhookRequest, body_digest
 from payhook.core.money import minor_amount, normalize_currency
 from payhook.core.payment import PaymentEvent, PaymentEventKind
 from payhook.errors import PayloadError, VerificationError
@@ -31,6 +29,7 @@ from payhook.providers.base import (
     dig,
     parse_json_object,
     require_str,
+    unix_time,
 )
 
 SIGNATURE_HEADER = "x-razorpay-signature"
@@ -73,13 +72,14 @@ class RazorpayProvider(HmacProvider):
         if not event_id or not _EVENT_ID.fullmatch(event_id):
             raise PayloadError("missing or malformed x-razorpay-event-id header")
         event = parse_json_object(body)
-        created = event.get("created_at")
         return [
             VerifiedEvent(
                 event_id,
                 require_str(event, "event"),
                 body,
-                float(created) if type(created) is int else None,  # not a bool
+                unix_time(event.get("created_at")),
+                # The event id header is not signed: the signed body identifies the event.
+                dedup_key=body_digest(body),
             )
         ]
 

@@ -2,11 +2,12 @@
 
 Only the body is signed. The topic (``X-Shopify-Topic``) and the delivery id
 (``X-Shopify-Webhook-Id``, else ``X-Shopify-Event-Id``) are not, so a captured body can be
-replayed under another topic or id. Two defences follow: a topic moves the ledger only when the
+replayed under another topic or id. The defences: the webhook's identity is the topic and the
+body's digest, so the same body under a new id is a duplicate and the same id with other bytes
+is stored as a conflicting delivery (never dropped); and a topic moves the ledger only when the
 body agrees with it (``orders/cancelled`` needs ``cancelled_at``, ``orders/paid`` a paid
-``financial_status``, refunds and disputes an ``order_id``), and a body replayed under a new id
-restates facts the ledger already holds (same payment, same refund id), so it changes nothing.
-There is no signed timestamp, hence no replay window to check.
+``financial_status``, refunds and disputes an ``order_id``). There is no signed timestamp,
+hence no replay window to check.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from payhook.core.model import StoredWebhook, VerifiedEvent, WebhookRequest
+from payhook.core.model import StoredWebhook, VerifiedEvent, WebhookRequest, body_digest
 from payhook.core.money import major_to_minor, normalize_currency
 from payhook.core.payment import PaymentEvent, PaymentEventKind
 from payhook.errors import PayloadError, VerificationError
@@ -104,7 +105,14 @@ class ShopifyProvider(HmacProvider):
         )
         return [
             VerifiedEvent(
-                event_id=event_id, event_type=topic, payload=request.body, occurred_at=occurred
+                event_id=event_id,
+                event_type=topic,
+                payload=request.body,
+                occurred_at=occurred,
+                # Neither the id nor the topic is signed: the body's digest identifies the
+                # event, with the topic, since orders/create and orders/updated may carry the
+                # same body.
+                dedup_key=f"{topic}\x00{body_digest(request.body)}",
             )
         ]
 

@@ -25,6 +25,7 @@ from payhook.providers.base import (
     check_tolerance,
     parse_json_object,
     require_str,
+    unix_time,
 )
 
 SIGNATURE_HEADER = "stripe-signature"
@@ -91,13 +92,12 @@ class StripeProvider(HmacProvider):
             self.tolerance_seconds,
         )
         event = parse_json_object(request.body)
-        created = event.get("created")
         return [
             VerifiedEvent(
                 event_id=require_str(event, "id"),
                 event_type=require_str(event, "type"),
                 payload=request.body,
-                occurred_at=float(created) if isinstance(created, int) else None,
+                occurred_at=unix_time(event.get("created")),
             )
         ]
 

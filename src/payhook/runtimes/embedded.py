@@ -20,7 +20,8 @@ from payhook.backends.sqlite import (
     connect,
     initialize,
 )
-from payhook.backends.sqlite.schema import checkpoint
+from payhook.backends.sqlite.audit import embedded_chain_key
+from payhook.backends.sqlite.schema import checkpoint, exposed
 from payhook.config import Settings
 from payhook.core.clock import Clock, system_clock
 from payhook.errors import ConcurrencyError, StorageUnavailableError
@@ -47,8 +48,11 @@ class EmbeddedRuntime:
         self.providers = (
             providers if providers is not None else build_providers(settings.providers, clock)
         )
-        self.ingest = Ingest(self.providers, clock)
+        self.ingest = Ingest(self.providers, clock, settings.server.body_limit_bytes)
         self.writer = GroupCommitWriter(self.path)
+        # The audit chain is authenticated with a key from the configuration, never stored in
+        # the database: without one, nothing starts.
+        self.audit_key = embedded_chain_key(settings.audit.key, "payhook serve")
         # Built here so a bad outbox URL or secret fails before anything starts.
         self.forwarder = (
             OutboxForwarder(self.path, settings.outbox, clock)
@@ -65,8 +69,14 @@ class EmbeddedRuntime:
     # lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
+        self._acquire_lock()  # first: a second serve must change nothing, migrations included
         initialize(self.path)
-        self._acquire_lock()
+        for path in exposed(self.path):
+            log.warning(
+                "the database is readable by other users; it holds payloads with personal"
+                " data: chmod 600 it",
+                extra={"path": path},
+            )
         released = SqliteQueue(self.path, clock=self.clock).release_in_flight()
         if released:
             log.info("resuming messages left in flight", extra={"messages": released})
@@ -103,8 +113,11 @@ class EmbeddedRuntime:
 
     def _acquire_lock(self) -> None:
         lock_path = Path(f"{self.path}.lock")
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-        handle = lock_path.open("w")
+        if not lock_path.parent.exists():
+            lock_path.parent.mkdir(mode=0o700, parents=True)
+        # Opened without truncating (a second serve must leave the first one's pid alone) and
+        # private, like the database.
+        handle = os.fdopen(os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600), "r+")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -112,6 +125,7 @@ class EmbeddedRuntime:
             raise StorageUnavailableError(
                 f"{self.path} is in use by another payhook process"
             ) from None
+        handle.truncate()
         handle.write(str(os.getpid()))
         handle.flush()
         self._lock_file = handle
@@ -251,7 +265,7 @@ class EmbeddedRuntime:
         store = SqliteStore(self.path, writer=self.writer)
         while True:
             try:
-                drained = audit.drain(clock=self.clock)
+                drained = audit.drain(self.audit_key, clock=self.clock)
             except Exception:
                 log.exception("audit drain failed; retrying")
                 drained = 0

@@ -1,14 +1,8 @@
-"""ASGI app: ``POST /webhook/{provider}``.
-
-Status codes: 200 stored (or duplicate) and scheduled; 401 (or the provider's own code)
-failed verification; 404 unknown provider; 413 body over the limit; 400 authentic but
-unusable body; 503 storage unavailable, so the provider retries.
-"""
+"""ASGI app: ``POST /webhook/{provider}`` (answers: ``payhook.service.ingest.STATUSES``)."""
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -21,16 +15,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
-from payhook.core.model import WebhookRequest
-from payhook.errors import (
-    PayloadError,
-    StorageUnavailableError,
-    UnknownProviderError,
-    VerificationError,
-)
-from payhook.providers.base import ProviderResponse
+from payhook.core.model import Stored, WebhookRequest
+from payhook.errors import PayhookError
 from payhook.runtimes.embedded import EmbeddedRuntime
 from payhook.server.openapi import openapi_document
+from payhook.service.ingest import METHOD_NOT_ALLOWED, Answer
 
 log = logging.getLogger("payhook.server")
 
@@ -41,10 +30,6 @@ class BodyTooLargeError(Exception):
 
 class ClientGoneError(Exception):
     """The client disconnected before its body arrived: nothing to store, nobody to answer."""
-
-
-# JSONResponse's encoding, built once (json.dumps with options builds an encoder per call).
-_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
 def _headers(scope: Scope) -> dict[str, str]:
@@ -95,8 +80,9 @@ def _webhook_request(scope: Scope, headers: dict[str, str], body: bytes) -> Webh
 
 class WebhookEndpoint:
     """``/webhook/{provider}`` on raw ASGI messages: every delivery passes here, and Starlette's
-    Request and Response objects would cost about a fifth of the route's CPU. POST delivers,
-    GET answers a provider's challenge, anything else is 405."""
+    Request and Response objects would cost about a fifth of the route's CPU. The flow and
+    every answer come from ``service.ingest``; this reads the request and writes the answer.
+    POST delivers, GET answers a provider's challenge, anything else is 405."""
 
     def __init__(self, runtime: EmbeddedRuntime) -> None:
         self.runtime = runtime
@@ -108,88 +94,53 @@ class WebhookEndpoint:
         method = scope["method"]
         if method == "POST":
             try:
-                status, body, media_type, extra = await self._deliver(name, scope, receive)
+                answer = await self._deliver(name, scope, receive)
             except ClientGoneError:
                 return
         elif method in ("GET", "HEAD"):
-            status, body, media_type, extra = self._challenge(name, scope)
+            answer = self.ingest.challenge(name, _webhook_request(scope, _headers(scope), b""))
         else:
-            status, body, media_type, extra = _METHOD_NOT_ALLOWED
+            answer = METHOD_NOT_ALLOWED
+        media_type = answer.media_type
+        if media_type.startswith("text/") and "charset" not in media_type:
+            media_type += "; charset=utf-8"  # as Starlette's Response writes it
         await send(
             {
                 "type": "http.response.start",
-                "status": status,
+                "status": answer.status,
                 "headers": [
-                    (b"content-type", media_type),
-                    (b"content-length", b"%d" % len(body)),
-                    *extra,
+                    (b"content-type", media_type.encode()),
+                    (b"content-length", b"%d" % len(answer.body)),
+                    *((k.encode(), v.encode()) for k, v in answer.headers),
                 ],
             }
         )
-        await send({"type": "http.response.body", "body": body})
+        await send({"type": "http.response.body", "body": answer.body})
 
-    async def _deliver(self, name: str, scope: Scope, receive: Receive) -> _Answer:
+    async def _deliver(self, name: str, scope: Scope, receive: Receive) -> Answer:
         ingest = self.ingest
-        try:
-            provider = ingest.provider(name)
-        except UnknownProviderError as exc:
-            return _problem(404, "unknown_provider", str(exc))
+        provider = ingest.route(name)
+        if isinstance(provider, Answer):
+            return provider
         headers = _headers(scope)
         try:
             body = await _read_body(receive, headers, self.limit)
         except BodyTooLargeError:
-            return _problem(413, "body_too_large", f"the body limit is {self.limit} bytes")
+            return ingest.too_large()
+        delivery = _webhook_request(scope, headers, body)
+        if provider.verify_blocks:
+            prepared = await run_in_threadpool(ingest.prepare, name, delivery)
+        else:  # microseconds of CPU: a thread hop would cost more than it saves
+            prepared = ingest.prepare(name, delivery)
+        if isinstance(prepared, Answer):
+            return prepared
         try:
-            delivery = _webhook_request(scope, headers, body)
-            if provider.verify_blocks:
-                prepared = await run_in_threadpool(ingest.prepare, name, delivery)
-            else:  # microseconds of CPU: a thread hop would cost more than it saves
-                prepared = ingest.prepare(name, delivery)
-        except VerificationError as exc:
-            log.info("verification failed", extra={"provider": name, "reason": str(exc)})
-            return _problem(provider.rejection_status, "verification_failed", str(exc))
-        except PayloadError as exc:
-            return _problem(400, "invalid_payload", str(exc))
-        try:
-            duplicates = await self.runtime.writer.store_async(prepared.webhooks)
-        except StorageUnavailableError as exc:
-            log.error("storage unavailable", extra={"provider": name, "reason": str(exc)})
-            return _problem(503, "storage_unavailable", "try again later", retry_after="5")
-        return _provider_answer(prepared.acknowledge(duplicates))
-
-    def _challenge(self, name: str, scope: Scope) -> _Answer:
-        try:
-            provider = self.ingest.provider(name)
-        except UnknownProviderError as exc:
-            return _problem(404, "unknown_provider", str(exc))
-        answer = provider.challenge(_webhook_request(scope, _headers(scope), b""))
-        if answer is None:
-            return _METHOD_NOT_ALLOWED
-        return _provider_answer(answer)
-
-
-# (status, body, content type, further headers)
-_Answer = tuple[int, bytes, bytes, list[tuple[bytes, bytes]]]
-_JSON_TYPE = b"application/json"
-
-
-def _problem(status: int, error: str, reason: str, **headers: str) -> _Answer:
-    extra = [(k.replace("_", "-").encode(), v.encode()) for k, v in headers.items()]
-    body = _ENCODER.encode({"error": error, "reason": reason}).encode()
-    return status, body, _JSON_TYPE, extra
-
-
-# GET answers only a provider's challenge; anything else but POST is not a delivery.
-_METHOD_NOT_ALLOWED = _problem(
-    405, "method_not_allowed", "webhooks are delivered with POST", allow="GET, POST"
-)
-
-
-def _provider_answer(answer: ProviderResponse) -> _Answer:
-    media_type = answer.media_type
-    if media_type.startswith("text/") and "charset" not in media_type:
-        media_type += "; charset=utf-8"  # as Starlette's Response writes it
-    return answer.status, answer.body, media_type.encode(), []
+            stored: Sequence[Stored] | PayhookError = await self.runtime.writer.store_async(
+                prepared.webhooks
+            )
+        except PayhookError as exc:
+            stored = exc
+        return ingest.finish(prepared, stored)
 
 
 def create_app(

@@ -29,4 +29,4 @@ def stored(
     now = int(clock())
     ingest = Ingest({"stripe": stripe_provider(clock)}, clock)
     request = signed_request(sample_event(event_type, now, **kw), now)  # type: ignore[arg-type]
-    return ingest.prepare("stripe", request).webhooks[0]
+    return ingest.verify("stripe", request)[0]

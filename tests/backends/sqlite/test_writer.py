@@ -5,11 +5,13 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from dataclasses import replace
 
 import pytest
 
 from payhook.backends.sqlite import GroupCommitWriter, SqliteStore, connect, initialize
-from payhook.errors import StorageUnavailableError
+from payhook.core.model import Stored
+from payhook.errors import PayloadError, StorageUnavailableError
 from tests.backends.sqlite.helpers import stored
 from tests.conftest import FakeClock, count_rows
 
@@ -27,7 +29,7 @@ def test_stores_the_webhook_and_its_queue_row_together(
     writer: GroupCommitWriter, db_path: str, clock: FakeClock
 ) -> None:
     webhook = stored(clock)
-    assert writer.store([webhook]) == [False]
+    assert writer.store([webhook]) == [Stored.NEW]
     assert count_rows(db_path, "webhooks") == 1
     assert count_rows(db_path, "queue") == 1
     row = SqliteStore(db_path).get_webhook(webhook.webhook_id)
@@ -41,8 +43,8 @@ def test_a_duplicate_is_reported_and_changes_nothing(
 ) -> None:
     webhook = stored(clock)
     writer.store([webhook])
-    assert writer.store([webhook]) == [True]
-    assert writer.store([webhook, webhook]) == [True, True]
+    assert writer.store([webhook]) == [Stored.DUPLICATE]
+    assert writer.store([webhook, webhook]) == [Stored.DUPLICATE, Stored.DUPLICATE]
     assert count_rows(db_path, "webhooks") == 1
     assert count_rows(db_path, "queue") == 1
 
@@ -51,7 +53,7 @@ def test_the_same_event_twice_in_one_batch_is_stored_once(
     writer: GroupCommitWriter, db_path: str, clock: FakeClock
 ) -> None:
     webhook = stored(clock)
-    assert writer.store([webhook, webhook]) == [False, True]
+    assert writer.store([webhook, webhook]) == [Stored.NEW, Stored.DUPLICATE]
     assert count_rows(db_path, "queue") == 1
 
 
@@ -60,7 +62,7 @@ def test_concurrent_requests_share_commits(
 ) -> None:
     webhooks = [stored(clock) for _ in range(200)]
     barrier = threading.Barrier(8)
-    results: list[list[bool]] = []
+    results: list[list[Stored]] = []
 
     def submit(chunk: list) -> None:
         barrier.wait()
@@ -73,7 +75,7 @@ def test_concurrent_requests_share_commits(
     for t in threads:
         t.join()
     assert len(results) == 200
-    assert not any(dup for r in results for dup in r)
+    assert all(r == [Stored.NEW] for r in results)
     assert count_rows(db_path, "webhooks") == 200
     assert count_rows(db_path, "queue") == 200
     assert writer.webhooks == 200
@@ -82,20 +84,51 @@ def test_concurrent_requests_share_commits(
 
 
 def test_a_failed_commit_is_reported_and_leaves_nothing_half_written(
+    db_path: str, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    initialize(db_path)
+    monkeypatch.setattr(GroupCommitWriter, "busy_timeout_seconds", 0.05)
+    writer = GroupCommitWriter(db_path)
+    writer.start()
+    try:
+        conn = connect(db_path)
+        conn.execute("BEGIN IMMEDIATE")  # the storage is unavailable: locked by someone else
+        futures = [writer.submit([stored(clock)]) for _ in range(5)]
+        for future in futures:
+            with pytest.raises(StorageUnavailableError):
+                future.result()
+        conn.rollback()
+        assert count_rows(db_path, "webhooks") == 0
+        assert count_rows(db_path, "queue") == 0
+        assert writer.store([stored(clock)]) == [Stored.NEW]  # it keeps working afterwards
+    finally:
+        writer.stop()
+
+
+def test_one_event_the_database_refuses_fails_alone_and_its_group_is_stored(
     writer: GroupCommitWriter, db_path: str, clock: FakeClock
 ) -> None:
+    # A row SQLite refuses (here a trigger stands in for any constraint) fails the shared
+    # INSERT: the group's members are then committed one by one, so only that one fails.
     conn = connect(db_path)
-    # A trigger that fails inside the transaction, after the webhook row was inserted.
     conn.execute(
-        "CREATE TRIGGER fail_enqueue BEFORE INSERT ON queue "
-        "BEGIN SELECT RAISE(ABORT, 'disk says no'); END"
+        "CREATE TRIGGER refuse_one BEFORE INSERT ON webhooks WHEN NEW.event_id = 'evt_bad' "
+        "BEGIN SELECT RAISE(ABORT, 'refused'); END"
     )
-    with pytest.raises(StorageUnavailableError):
-        writer.store([stored(clock)])
-    assert count_rows(db_path, "webhooks") == 0
-    assert count_rows(db_path, "queue") == 0
-    conn.execute("DROP TRIGGER fail_enqueue")
-    assert writer.store([stored(clock)]) == [False]  # the writer keeps working afterwards
+    good = [stored(clock) for _ in range(20)]
+    bad = replace(stored(clock), event_id="evt_bad")
+    huge_time = replace(stored(clock), occurred_at=10**400)  # type: ignore[arg-type]
+    # Held at the lock, so that every delivery joins one group.
+    conn.execute("BEGIN IMMEDIATE")
+    futures = [writer.submit([w]) for w in (*good[:10], bad, huge_time, *good[10:])]
+    while writer.ingest_waiting:
+        time.sleep(0.001)
+    conn.rollback()
+    results = [f.exception() or f.result() for f in futures]
+    assert results[:10] + results[12:] == [[Stored.NEW]] * 20
+    assert all(isinstance(r, PayloadError) for r in results[10:12])
+    assert count_rows(db_path, "webhooks") == 20
+    assert count_rows(db_path, "queue") == 20
 
 
 def test_a_stopped_writer_refuses_instead_of_hanging(db_path: str, clock: FakeClock) -> None:
@@ -111,7 +144,7 @@ def test_stop_commits_what_was_queued(db_path: str, clock: FakeClock) -> None:
     w.start()
     futures = [w.submit([stored(clock)]) for _ in range(50)]
     w.stop()
-    assert all(f.result() == [False] for f in futures)
+    assert all(f.result() == [Stored.NEW] for f in futures)
     assert count_rows(db_path, "webhooks") == 50
 
 
@@ -166,7 +199,7 @@ def test_a_failing_call_undoes_only_its_own_writes(
         t.join()
     assert outcomes["ok"] == "ok"
     assert isinstance(outcomes["bad"], ValueError)
-    assert outcomes["ingest"] == [False]
+    assert outcomes["ingest"] == [Stored.NEW]
     conn = connect(db_path)
     names = {row[0] for row in conn.execute("SELECT webhook_id FROM dead_letters")}
     assert names == {"ok"}
@@ -186,7 +219,16 @@ def test_a_call_mixing_stored_and_new_webhooks_flags_each_correctly(
     writer.store(old)
     new = [stored(clock) for _ in range(4)]
     mixed = [new[0], old[1], new[1], old[0], new[2], new[2], old[2], new[3]]
-    assert writer.store(mixed) == [False, True, False, True, False, True, True, False]
+    assert writer.store(mixed) == [
+        Stored.NEW,
+        Stored.DUPLICATE,
+        Stored.NEW,
+        Stored.DUPLICATE,
+        Stored.NEW,
+        Stored.DUPLICATE,
+        Stored.DUPLICATE,
+        Stored.NEW,
+    ]
     assert count_rows(db_path, "webhooks") == 7
     assert count_rows(db_path, "queue") == 7
 
@@ -210,9 +252,9 @@ def _commit_while_waiting(writer: GroupCommitWriter, clock: FakeClock, waiting: 
     rest = [writer.submit([stored(clock)]) for _ in range(waiting)]
     conn.rollback()
     conn.close()
-    assert first.result() == [False]
+    assert first.result() == [Stored.NEW]
     saturated_when_first_committed = writer.saturated
-    assert [f.result() for f in rest] == [[False]] * waiting
+    assert [f.result() for f in rest] == [[Stored.NEW]] * waiting
     return saturated_when_first_committed
 
 
@@ -262,5 +304,5 @@ def test_deliveries_piled_up_behind_background_work_do_not_saturate_it(
     group = [writer.submit([stored(clock)]) for _ in range(writer.saturation_backlog * 2)]
     release.set()
     assert background.result() is True
-    assert all(f.result() == [False] for f in group)
+    assert all(f.result() == [Stored.NEW] for f in group)
     assert not writer.saturated

@@ -70,7 +70,7 @@ def test_verification_failures_are_counted_from_the_receiver_log(
 
 def test_alarms_can_publish_to_the_encrypted_topic(synthesized: Synthesized) -> None:
     topic_id, topic = synthesized.only("AWS::SNS::Topic")
-    key_id, _ = synthesized.only("AWS::KMS::Key")
+    key_id, _ = synthesized.data_key()
     _, policy = synthesized.only("AWS::SNS::TopicPolicy")
     statements = render(policy["Properties"]["PolicyDocument"]["Statement"])
     publishers = [

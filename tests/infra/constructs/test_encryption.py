@@ -29,7 +29,7 @@ VIA_SERVICE = {
 
 
 def key_statements(synthesized: Synthesized) -> list[dict[str, Any]]:
-    _, key = synthesized.only("AWS::KMS::Key")
+    _, key = synthesized.data_key()
     statements: list[dict[str, Any]] = render(key["Properties"]["KeyPolicy"]["Statement"])
     return statements
 
@@ -43,7 +43,7 @@ def service_statements(synthesized: Synthesized, principal: str) -> list[dict[st
 
 
 def users_of_the_key(synthesized: Synthesized) -> list[tuple[str, dict[str, Any]]]:
-    key_id, _ = synthesized.only("AWS::KMS::Key")
+    key_id, _ = synthesized.data_key()
     users = []
     for resource_type, path in KEY_PROPERTIES.items():
         for resource in synthesized.resources(resource_type).values():
@@ -107,8 +107,12 @@ def test_cloudwatch_logs_may_use_the_key_only_for_payhook_log_groups(
 
 
 def test_key_rotates_and_has_a_suffixed_alias(synthesized: Synthesized) -> None:
-    key_id, key = synthesized.only("AWS::KMS::Key")
-    _, alias = synthesized.only("AWS::KMS::Alias")
+    key_id, key = synthesized.data_key()
+    [alias] = [
+        a
+        for a in synthesized.resources("AWS::KMS::Alias").values()
+        if render(a["Properties"]["TargetKeyId"]) == f"${{{key_id}.Arn}}"
+    ]
 
     assert key["Properties"]["EnableKeyRotation"] is True
     assert alias["Properties"]["AliasName"] == f"alias/payhook-key-{synthesized.suffix}"

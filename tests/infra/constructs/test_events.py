@@ -10,7 +10,7 @@ pytestmark = pytest.mark.infra
 
 
 def test_event_bus_is_named_and_encrypted_with_the_payhook_key(synthesized: Synthesized) -> None:
-    key_id, _ = synthesized.only("AWS::KMS::Key")
+    key_id, _ = synthesized.data_key()
     _, bus = synthesized.only("AWS::Events::EventBus")
 
     assert bus["Properties"]["Name"] == f"payhook-events-{synthesized.suffix}"

@@ -12,7 +12,7 @@ FOURTEEN_DAYS = 14 * 24 * 3600
 
 
 def test_every_queue_is_key_encrypted_and_refuses_plain_http(synthesized: Synthesized) -> None:
-    key_id, _ = synthesized.only("AWS::KMS::Key")
+    key_id, _ = synthesized.data_key()
     queues = synthesized.resources("AWS::SQS::Queue")
     policies = [
         render(p["Properties"]) for p in synthesized.resources("AWS::SQS::QueuePolicy").values()

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.infra
 
 
 def test_secret_is_key_encrypted_and_suffixed(synthesized: Synthesized) -> None:
-    key_id, _ = synthesized.only("AWS::KMS::Key")
+    key_id, _ = synthesized.data_key()
     _, secret = synthesized.only("AWS::SecretsManager::Secret")
 
     assert render(secret["Properties"]["KmsKeyId"]) == f"${{{key_id}.Arn}}"

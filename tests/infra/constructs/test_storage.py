@@ -25,7 +25,7 @@ def keys(props: dict[str, Any]) -> dict[str, tuple[str, str]]:
     }
 
 
-def test_webhooks_table_has_the_contract_keys_ttl_stream_and_status_index(
+def test_webhooks_table_has_the_contract_keys_ttl_stream_and_its_indexes(
     synthesized: Synthesized,
 ) -> None:
     webhooks = table(synthesized, "webhooks")
@@ -34,15 +34,23 @@ def test_webhooks_table_has_the_contract_keys_ttl_stream_and_status_index(
     assert keys(webhooks) == {"HASH": ("webhookId", "S")}
     assert webhooks["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}
     assert webhooks["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
-    [index] = webhooks["GlobalSecondaryIndexes"]
+    indexes = {i["IndexName"]: i for i in webhooks["GlobalSecondaryIndexes"]}
+    assert set(indexes) == {"byStatus", "byUnsignedEventId"}
     types = {a["AttributeName"]: a["AttributeType"] for a in webhooks["AttributeDefinitions"]}
-    assert index["IndexName"] == "byStatus"
-    assert [(k["AttributeName"], k["KeyType"]) for k in index["KeySchema"]] == [
+    by_status = indexes["byStatus"]
+    assert [(k["AttributeName"], k["KeyType"]) for k in by_status["KeySchema"]] == [
         ("status", "HASH"),
         ("receivedAt", "RANGE"),
     ]
     assert (types["status"], types["receivedAt"]) == ("S", "N")
-    assert index["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+    assert by_status["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+    # Sparse: only deliveries whose event id the provider does not sign carry the key.
+    unsigned = indexes["byUnsignedEventId"]
+    assert [(k["AttributeName"], k["KeyType"]) for k in unsigned["KeySchema"]] == [
+        ("unsignedEventKey", "HASH")
+    ]
+    assert types["unsignedEventKey"] == "S"
+    assert unsigned["Projection"] == {"ProjectionType": "KEYS_ONLY"}
 
 
 def test_payments_and_audit_tables_have_the_contract_keys(synthesized: Synthesized) -> None:
@@ -54,7 +62,7 @@ def test_payments_and_audit_tables_have_the_contract_keys(synthesized: Synthesiz
 
 
 def test_every_table_is_on_demand_key_encrypted_and_recoverable(synthesized: Synthesized) -> None:
-    key_id, _ = synthesized.only("AWS::KMS::Key")
+    key_id, _ = synthesized.data_key()
     tables = synthesized.resources("AWS::DynamoDB::Table")
 
     assert len(tables) == 3

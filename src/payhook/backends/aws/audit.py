@@ -4,6 +4,10 @@ An append is ONE TransactWriteItems: it puts the entries (each only if absent), 
 change-feed position (``source#<source id>``, only if absent) and moves the head on condition
 that it is still the head the entries were chained onto. A concurrent writer, or a stream
 record chained before, cancels the whole append.
+
+The last entry of each append carries a MAC made by KMS (``KmsChainKey``: an HMAC_256 key,
+GenerateMac to append, VerifyMac to verify); the key material never leaves KMS, so a
+principal that may write the table but not call GenerateMac cannot forge a head.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from payhook.backends.aws.errors import (
     unavailable,
 )
 from payhook.backends.aws.items import Item, integer, n, s
-from payhook.core.audit import AuditEntry
+from payhook.core.audit import AuditEntry, Change, PaymentRow
 from payhook.errors import ConcurrencyError
 
 MAIN_CHAIN = "main"
@@ -31,10 +35,47 @@ SOURCE_PREFIX = "source#"
 # TransactWriteItems takes 100 items: the head plus an entry and a marker per change.
 MAX_ENTRIES_PER_APPEND = 49
 _BATCH_GET_LIMIT = 100
+MAC_ALGORITHM = "HMAC_SHA_256"
+_INVALID_MAC = "KMSInvalidMacException"
+
+
+class KmsChainKey:
+    """``ChainKey`` over a KMS HMAC key: a MAC is KMS's, in hex. ``mac`` needs
+    kms:GenerateMac (the audit function has only that), ``verify`` kms:VerifyMac."""
+
+    def __init__(self, kms: Any, *, key_id: str) -> None:
+        self.kms = kms
+        self.key_id = key_id
+
+    def mac(self, message: bytes) -> str:
+        with aws_call("authenticating the audit head"):
+            answer = self.kms.generate_mac(
+                KeyId=self.key_id, Message=message, MacAlgorithm=MAC_ALGORITHM
+            )
+        return bytes(answer["Mac"]).hex()
+
+    def verify(self, message: bytes, mac: str) -> bool:
+        try:
+            raw = bytes.fromhex(mac)
+        except (TypeError, ValueError):
+            return False
+        if not raw:
+            return False
+        try:
+            answer = self.kms.verify_mac(
+                KeyId=self.key_id, Message=message, MacAlgorithm=MAC_ALGORITHM, Mac=raw
+            )
+        except ClientError as exc:
+            if error_code(exc) == _INVALID_MAC:
+                return False
+            raise unavailable("verifying an audit MAC", exc) from exc
+        except BotoCoreError as exc:
+            raise unavailable("verifying an audit MAC", exc) from exc
+        return bool(answer.get("MacValid"))
 
 
 def _entry_item(entry: AuditEntry) -> Item:
-    return {
+    item = {
         "chain": s(MAIN_CHAIN),
         "seq": n(entry.seq),
         "recordedAt": s(entry.recorded_at),
@@ -46,6 +87,9 @@ def _entry_item(entry: AuditEntry) -> Item:
         "prevHash": s(entry.prev_hash),
         "hash": s(entry.hash),
     }
+    if entry.mac is not None:
+        item["mac"] = s(entry.mac)
+    return item
 
 
 def _entry(item: Item) -> AuditEntry:
@@ -59,6 +103,7 @@ def _entry(item: Item) -> AuditEntry:
         source_id=item["sourceId"]["S"],
         prev_hash=item["prevHash"]["S"],
         hash=item["hash"]["S"],
+        mac=item["mac"]["S"] if "mac" in item else None,
     )
 
 
@@ -167,3 +212,44 @@ class DynamoAuditLog:
                     found.add(item["chain"]["S"][len(SOURCE_PREFIX) :])
                 request = response.get("UnprocessedKeys") or {}
         return found
+
+
+class DynamoPaymentRows:
+    """``PaymentRows`` over the payments table, for verification (a consistent scan). The
+    change feed is the table's stream: nothing pending is readable, so a row written moments
+    ago may be reported until the audit function has chained it."""
+
+    def __init__(self, dynamodb: Any, *, table: str) -> None:
+        self.dynamodb = dynamodb
+        self.table = table
+
+    def payment_rows(self) -> Iterator[PaymentRow]:
+        scan: dict[str, Any] = {"TableName": self.table, "ConsistentRead": True}
+        while True:
+            with aws_call("reading payments"):
+                page = self.dynamodb.scan(**scan)
+            yield from (_payment_row(item) for item in page["Items"])
+            if "LastEvaluatedKey" not in page:
+                return
+            scan["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def pending_payment_changes(self) -> Iterator[Change]:
+        return iter(())
+
+
+def _payment_row(item: Item) -> PaymentRow:
+    try:
+        record = json.loads(item["record"]["S"])
+    except (KeyError, ValueError):
+        record = {}
+    currency = item.get("currency", {}).get("S")
+    return PaymentRow(
+        provider=item["provider"]["S"],
+        payment_id=item["paymentId"]["S"],
+        status=item.get("status", {}).get("S", ""),
+        currency=currency,
+        amount=integer(item["amount"]) if "amount" in item else -1,
+        amount_refunded=integer(item["amountRefunded"]) if "amountRefunded" in item else -1,
+        version=integer(item["version"]) if "version" in item else -1,
+        record=record if isinstance(record, dict) else {},
+    )

@@ -59,6 +59,10 @@ class AwsClients:
     def secretsmanager(self) -> Any:
         return self.client("secretsmanager")
 
+    @property
+    def kms(self) -> Any:
+        return self.client("kms")
+
 
 _default: AwsClients | None = None
 _default_lock = threading.Lock()

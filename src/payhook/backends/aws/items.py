@@ -10,7 +10,7 @@ import zlib
 from typing import Any
 
 from payhook.core.model import StoredWebhook, WebhookStatus
-from payhook.errors import PayloadError
+from payhook.errors import PayloadError, PayloadTooLargeError
 
 Item = dict[str, dict[str, Any]]
 
@@ -51,7 +51,7 @@ def stored_payload(payload: bytes) -> tuple[bytes, str | None]:
         return payload, None
     compressed = zlib.compress(payload, 6)
     if len(compressed) > MAX_STORED_PAYLOAD_BYTES:
-        raise PayloadError(
+        raise PayloadTooLargeError(
             f"payload of {len(payload)} bytes does not fit a DynamoDB item even compressed"
             f" ({len(compressed)} > {MAX_STORED_PAYLOAD_BYTES} bytes)"
         )
@@ -75,6 +75,11 @@ def webhook_item(webhook: StoredWebhook, expires_at: int) -> Item:
     }
     if webhook.occurred_at is not None:
         item["occurredAt"] = n(webhook.occurred_at)
+    if not webhook.id_signed:
+        # The sparse byUnsignedEventId index: deliveries whose event id is not signed, so
+        # that the same id with other bytes is found and flagged as a conflict.
+        item["idSigned"] = {"BOOL": False}
+        item["unsignedEventKey"] = s(unsigned_event_key(webhook.provider, webhook.event_id))
     if encoding is not None:
         item["payloadEncoding"] = s(encoding)
     return item
@@ -95,7 +100,13 @@ def webhook_from_item(item: Item) -> StoredWebhook:
         processed_at=optional_n(item, "processedAt"),
         attempts=integer(item["attempts"]) if "attempts" in item else 0,
         error=optional_s(item, "error"),
+        id_signed=bool(item.get("idSigned", {}).get("BOOL", True)),
+        conflict=bool(item.get("conflict", {}).get("BOOL", False)),
     )
+
+
+def unsigned_event_key(provider: str, event_id: str) -> str:
+    return f"{provider}/{event_id}"
 
 
 def _payload(item: Item) -> bytes:

@@ -16,6 +16,10 @@ from payhook.errors import ConfigError
 MAX_BODY_LIMIT_BYTES = 6 * 1024 * 1024
 _SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$")
 _QUEUE_URL = re.compile(r"^https?://\S+/\d{12}/\S+$")
+# A key ARN, an alias ARN, an alias name or a key id (as KMS accepts for KeyId).
+_KMS_KEY = re.compile(
+    r"^(arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/\S+|alias/\S+|(mrk-)?[0-9a-f-]{32,36})$"
+)
 
 ENV_NAMES: dict[str, str] = {
     "webhooks_table": "PAYHOOK_WEBHOOKS_TABLE",
@@ -24,6 +28,7 @@ ENV_NAMES: dict[str, str] = {
     "queue_url": "PAYHOOK_QUEUE_URL",
     "event_bus_name": "PAYHOOK_EVENT_BUS_NAME",
     "providers_secret_arn": "PAYHOOK_PROVIDERS_SECRET_ARN",
+    "audit_key_id": "PAYHOOK_AUDIT_KEY_ID",
     "environment": "PAYHOOK_ENVIRONMENT",
 }
 
@@ -39,6 +44,8 @@ class AwsSettings:
     queue_url: str = ""
     event_bus_name: str = ""
     providers_secret_arn: str = ""
+    #: The KMS HMAC key (HMAC_256) that authenticates the audit chain.
+    audit_key_id: str = ""
     body_limit_bytes: int = 1024 * 1024
     raw_payload_retention_days: int = 30
     secret_cache_seconds: int = 300
@@ -69,6 +76,11 @@ def _check_format(name: str, value: str) -> None:
         raise ConfigError(
             f"{ENV_NAMES[name]}: got {value!r}, expected a Secrets Manager secret ARN"
             " (arn:aws:secretsmanager:<region>:<account>:secret:<name>)"
+        )
+    if name == "audit_key_id" and not _KMS_KEY.match(value):
+        raise ConfigError(
+            f"{ENV_NAMES[name]}: got {value!r}, expected a KMS key ARN, key id or alias"
+            " (arn:aws:kms:<region>:<account>:key/<id>)"
         )
     if name == "queue_url" and not _QUEUE_URL.match(value):
         raise ConfigError(

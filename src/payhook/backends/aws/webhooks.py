@@ -16,14 +16,15 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from payhook.backends.aws.errors import CONDITION_FAILED, aws_call, error_code, unavailable
-from payhook.backends.aws.items import Item, n, s, webhook_item
+from payhook.backends.aws.items import Item, n, s, unsigned_event_key, webhook_item
 from payhook.core.clock import Clock, system_clock
-from payhook.core.model import StoredWebhook, WebhookStatus
+from payhook.core.model import Stored, StoredWebhook, WebhookStatus
 from payhook.errors import StorageUnavailableError
 
 log = logging.getLogger("payhook.aws.webhooks")
 
 SQS_BATCH_LIMIT = 10
+BY_UNSIGNED_EVENT_ID = "byUnsignedEventId"  # infra/constructs/storage.py
 
 
 def message_body(webhook_id: str) -> str:
@@ -48,27 +49,69 @@ class DynamoWebhookStore:
         self.retention_seconds = retention_seconds
         self.clock = clock
 
-    def store(self, webhooks: Sequence[StoredWebhook]) -> list[bool]:
-        """Raises PayloadError, before writing anything, when a payload cannot fit an item."""
+    def store(self, webhooks: Sequence[StoredWebhook]) -> list[Stored]:
+        """Raises PayloadTooLargeError, before writing anything, when a payload cannot fit."""
         items = {
             w.webhook_id: webhook_item(w, int(w.received_at) + self.retention_seconds)
             for w in webhooks
         }
-        duplicates: list[bool] = []
+        results: list[Stored] = []
         to_enqueue: list[str] = []
         seen: set[str] = set()
         for webhook in webhooks:
             if webhook.webhook_id in seen:  # a batch repeating an event: stored once
-                duplicates.append(True)
+                results.append(Stored.DUPLICATE)
                 continue
             seen.add(webhook.webhook_id)
             stored_status = self._put(items[webhook.webhook_id])
-            duplicates.append(stored_status is not None)
+            if stored_status is not None:
+                results.append(Stored.DUPLICATE)
+            elif not webhook.id_signed and self._flag_conflict(webhook):
+                results.append(Stored.CONFLICT)
+            else:
+                results.append(Stored.NEW)
             if stored_status in (None, WebhookStatus.RECEIVED):
                 to_enqueue.append(webhook.webhook_id)
         self._enqueue(to_enqueue)
         self._mark_enqueued(to_enqueue)
-        return duplicates
+        return results
+
+    def _flag_conflict(self, webhook: StoredWebhook) -> bool:
+        """Whether another delivery carries the same unsigned event id (then flag this one).
+
+        The index is eventually consistent, so two such deliveries within moments of each
+        other may go unflagged; both are stored and processed either way."""
+        try:
+            response = self.dynamodb.query(
+                TableName=self.table,
+                IndexName=BY_UNSIGNED_EVENT_ID,
+                KeyConditionExpression="unsignedEventKey = :key",
+                ExpressionAttributeValues={
+                    ":key": s(unsigned_event_key(webhook.provider, webhook.event_id))
+                },
+                ProjectionExpression="webhookId",
+                Limit=2,
+            )
+            others = [
+                i for i in response.get("Items", []) if i["webhookId"]["S"] != webhook.webhook_id
+            ]
+            if not others:
+                return False
+            self.dynamodb.update_item(
+                TableName=self.table,
+                Key={"webhookId": s(webhook.webhook_id)},
+                UpdateExpression="SET #conflict = :yes",
+                ExpressionAttributeNames={"#conflict": "conflict"},  # a reserved word
+                ExpressionAttributeValues={":yes": {"BOOL": True}},
+            )
+        except (ClientError, BotoCoreError) as exc:  # the flag is diagnostic: log, go on
+            code = error_code(exc) if isinstance(exc, ClientError) else type(exc).__name__
+            log.warning(
+                "could not check for a conflicting delivery",
+                extra={"webhook_id": webhook.webhook_id, "error": code},
+            )
+            return False
+        return True
 
     def _put(self, item: Item) -> WebhookStatus | None:
         """Insert; returns None when new, else the status of the item already stored."""

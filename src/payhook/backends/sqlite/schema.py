@@ -1,4 +1,7 @@
-"""SQLite schema and connections.
+"""SQLite schema (numbered migrations in ``migrations/``) and connections.
+
+Files are private: a database, its WAL and SHM (SQLite gives them the database's mode) are
+created 0600 and a folder payhook creates 0700, since payloads hold personal data.
 
 WAL mode. In the embedded runtime every write goes through the one group writer (writer.py),
 whose connection commits with ``synchronous=FULL``: an acknowledged webhook is on disk, and so
@@ -9,6 +12,7 @@ crash and become durable with the next FULL commit, since the WAL is written in 
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -17,127 +21,10 @@ from typing import Protocol, TypeVar
 
 from payhook.errors import StorageUnavailableError
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS webhooks (
-    webhook_id    TEXT PRIMARY KEY,
-    provider      TEXT NOT NULL,
-    provider_type TEXT NOT NULL,
-    event_id      TEXT NOT NULL,
-    event_type    TEXT NOT NULL,
-    status        TEXT NOT NULL CHECK (status IN ('received', 'processed', 'dead')),
-    verified      INTEGER NOT NULL DEFAULT 1,
-    payload       BLOB NOT NULL,
-    received_at   REAL NOT NULL,
-    occurred_at   REAL,
-    processed_at  REAL,
-    attempts      INTEGER NOT NULL DEFAULT 0,
-    error         TEXT
-);
-CREATE INDEX IF NOT EXISTS webhooks_by_status ON webhooks (status, received_at);
-CREATE INDEX IF NOT EXISTS webhooks_by_provider ON webhooks (provider, received_at);
-
--- A message's id is its webhook's rowid: at most one message per webhook, and no index on
--- the random webhook id to update for every message (an insert touches appended pages only).
-CREATE TABLE IF NOT EXISTS queue (
-    message_id    INTEGER PRIMARY KEY,
-    webhook_id    TEXT NOT NULL,
-    visible_at    REAL NOT NULL,
-    receive_count INTEGER NOT NULL DEFAULT 0,
-    enqueued_at   REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS queue_by_visibility ON queue (visible_at, message_id);
-
-CREATE TABLE IF NOT EXISTS dead_letters (
-    webhook_id    TEXT PRIMARY KEY,
-    reason        TEXT NOT NULL,
-    receive_count INTEGER NOT NULL,
-    failed_at     REAL NOT NULL
-);
-
-CREATE TABLE IF NOT EXISTS payments (
-    provider        TEXT NOT NULL,
-    payment_id      TEXT NOT NULL,
-    status          TEXT NOT NULL,
-    currency        TEXT,
-    amount          INTEGER NOT NULL CHECK (amount >= 0),
-    amount_refunded INTEGER NOT NULL CHECK (amount_refunded >= 0),
-    updated_at      REAL NOT NULL,
-    version         INTEGER NOT NULL,
-    record          TEXT NOT NULL,
-    PRIMARY KEY (provider, payment_id)
-);
-CREATE INDEX IF NOT EXISTS payments_by_status ON payments (status, provider);
-
-CREATE TABLE IF NOT EXISTS outbox (
-    event_id        TEXT PRIMARY KEY,
-    body            TEXT NOT NULL,
-    created_at      REAL NOT NULL,
-    attempts        INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at REAL NOT NULL,
-    delivered_at    REAL,
-    last_error      TEXT
-);
-CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (delivered_at, next_attempt_at);
-
-CREATE TABLE IF NOT EXISTS changes (
-    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
-    entity     TEXT NOT NULL,
-    entity_key TEXT NOT NULL,
-    action     TEXT NOT NULL,
-    data       TEXT NOT NULL
-);
-
-CREATE TABLE IF NOT EXISTS audit (
-    seq         INTEGER PRIMARY KEY,
-    recorded_at TEXT NOT NULL,
-    entity      TEXT NOT NULL,
-    entity_key  TEXT NOT NULL,
-    action      TEXT NOT NULL,
-    data        TEXT NOT NULL,
-    source_id   TEXT NOT NULL,
-    prev_hash   TEXT NOT NULL,
-    hash        TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS audit_head (
-    id   INTEGER PRIMARY KEY CHECK (id = 1),
-    seq  INTEGER NOT NULL,
-    hash TEXT NOT NULL
-);
-
--- Storing a webhook schedules its processing: the two cannot be separated.
-CREATE TRIGGER IF NOT EXISTS webhooks_enqueued AFTER INSERT ON webhooks BEGIN
-    INSERT INTO queue (message_id, webhook_id, visible_at, enqueued_at)
-    VALUES (NEW.rowid, NEW.webhook_id, NEW.received_at, NEW.received_at);
-END;
-CREATE TRIGGER IF NOT EXISTS webhooks_inserted AFTER INSERT ON webhooks BEGIN
-    INSERT INTO changes (entity, entity_key, action, data) VALUES (
-        'webhook', NEW.webhook_id, 'insert',
-        json_object('provider', NEW.provider, 'eventId', NEW.event_id,
-                    'eventType', NEW.event_type, 'status', NEW.status));
-END;
-CREATE TRIGGER IF NOT EXISTS webhooks_status_changed AFTER UPDATE OF status ON webhooks
-WHEN OLD.status IS NOT NEW.status BEGIN
-    INSERT INTO changes (entity, entity_key, action, data) VALUES (
-        'webhook', NEW.webhook_id, 'modify',
-        json_object('provider', NEW.provider, 'eventId', NEW.event_id,
-                    'eventType', NEW.event_type, 'status', NEW.status,
-                    'previousStatus', OLD.status));
-END;
-CREATE TRIGGER IF NOT EXISTS payments_inserted AFTER INSERT ON payments BEGIN
-    INSERT INTO changes (entity, entity_key, action, data) VALUES (
-        'payment', NEW.provider || '/' || NEW.payment_id, 'insert',
-        json_object('status', NEW.status, 'amount', NEW.amount, 'currency', NEW.currency,
-                    'amountRefunded', NEW.amount_refunded, 'version', NEW.version));
-END;
-CREATE TRIGGER IF NOT EXISTS payments_changed AFTER UPDATE ON payments
-WHEN OLD.version IS NOT NEW.version BEGIN
-    INSERT INTO changes (entity, entity_key, action, data) VALUES (
-        'payment', NEW.provider || '/' || NEW.payment_id, 'modify',
-        json_object('status', NEW.status, 'amount', NEW.amount, 'currency', NEW.currency,
-                    'amountRefunded', NEW.amount_refunded, 'version', NEW.version,
-                    'previousStatus', OLD.status));
-END;
-"""
+MIGRATIONS = Path(__file__).parent / "migrations"
+#: The most SQLite may keep of its WAL file once a checkpoint has copied it all back: after a
+#: burst the file shrinks to this at the next write, instead of staying at its peak.
+JOURNAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
 
 
 def connect(
@@ -147,13 +34,14 @@ def connect(
     db_path = Path(path)
     try:
         if str(db_path) != ":memory:":
-            db_path.parent.mkdir(parents=True, exist_ok=True)
+            create_private(db_path)
         conn = sqlite3.connect(
             db_path, timeout=timeout, isolation_level=None, check_same_thread=False
         )
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
         conn.execute("PRAGMA cache_size=-32768")  # 32 MiB: the webhook-id index is random
+        conn.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT_BYTES}")
         if durable:
             # The group writer never checkpoints on commit (a checkpoint there stalls every
             # waiting request); the embedded runtime checkpoints from another thread.
@@ -176,16 +64,71 @@ DEQUEUE = "DELETE FROM queue WHERE message_id = (SELECT rowid FROM webhooks WHER
 
 
 def checkpoint(conn: sqlite3.Connection) -> None:
-    """Copy committed WAL frames into the database without blocking the writer."""
-    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    """Copy committed WAL frames into the database without blocking the writer; once all are
+    copied and the WAL is over ``JOURNAL_SIZE_LIMIT_BYTES`` (after a burst), truncate it."""
+    busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    if busy or frames != copied:
+        return
+    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    if frames * page_size > JOURNAL_SIZE_LIMIT_BYTES:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
-def initialize(path: str | Path) -> None:
+def create_private(path: Path) -> None:
+    """Create the database file 0600 (and its folder 0700) unless it exists.
+
+    Only ever a new file: closing ANY descriptor of a SQLite file drops every POSIX lock this
+    process holds on it, so opening and closing an existing database beside live connections
+    would let another process take it for unused and delete its WAL."""
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
+def exposed(path: str | Path) -> list[str]:
+    """The database files (and folder) that users other than the owner can read."""
+    db_path = Path(path)
+    candidates = [db_path, Path(f"{db_path}-wal"), Path(f"{db_path}-shm")]
+    return [str(p) for p in candidates if p.exists() and p.stat().st_mode & 0o044]
+
+
+def migrations() -> list[tuple[int, str]]:
+    """(version, SQL) of every migration, in order: ``NNNN_name.sql``."""
+    found = sorted(MIGRATIONS.glob("[0-9][0-9][0-9][0-9]_*.sql"))
+    return [(int(f.name[:4]), f.read_text()) for f in found]
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def initialize(path: str | Path) -> int:
+    """Bring the database to the latest schema (each migration in its own transaction);
+    returns the version. A database newer than this payhook is refused."""
     conn = connect(path, durable=True)
     try:
-        conn.executescript(SCHEMA)
+        version = schema_version(conn)
+        known = migrations()
+        latest = known[-1][0]
+        if version > latest:
+            raise StorageUnavailableError(
+                f"{path}: schema version {version} is newer than this payhook knows ({latest})"
+            )
+        for number, sql in known:
+            if number > version:
+                conn.executescript(
+                    f"BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version = {number};\nCOMMIT;"
+                )
+                version = number
+        return version
     except sqlite3.Error as exc:
-        raise StorageUnavailableError(f"cannot create schema in {path}: {exc}") from exc
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise StorageUnavailableError(f"cannot migrate the schema of {path}: {exc}") from exc
     finally:
         conn.close()
 

@@ -18,7 +18,7 @@ from payhook.errors import ConcurrencyError
 
 _WEBHOOK_COLUMNS = (
     "webhook_id, provider, provider_type, event_id, event_type, payload, received_at, status,"
-    " occurred_at, verified, processed_at, attempts, error"
+    " occurred_at, verified, processed_at, attempts, error, id_signed, conflict"
 )
 
 
@@ -37,6 +37,8 @@ def _webhook(row: sqlite3.Row) -> StoredWebhook:
         processed_at=row["processed_at"],
         attempts=row["attempts"],
         error=row["error"],
+        id_signed=bool(row["id_signed"]),
+        conflict=bool(row["conflict"]),
     )
 
 

@@ -26,17 +26,18 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from payhook.backends.sqlite.schema import Transaction, connect
-from payhook.core.model import StoredWebhook
-from payhook.errors import StorageUnavailableError
+from payhook.core.model import Stored, StoredWebhook
+from payhook.errors import PayhookError, PayloadError, StorageUnavailableError
 
 log = logging.getLogger("payhook.sqlite.writer")
 
 _WEBHOOK_COLUMNS = (
     "webhook_id, provider, provider_type, event_id, event_type, status, verified, payload,"
-    " received_at, occurred_at"
+    " received_at, occurred_at, id_signed, conflict"
 )
+_ROW = "(" + ",".join("?" * 12) + ")"
 T = TypeVar("T")
-_ROWS_PER_STATEMENT = 500  # 10 columns: far below SQLite's 32766 bound parameters
+_ROWS_PER_STATEMENT = 500  # 12 columns: far below SQLite's 32766 bound parameters
 
 
 @dataclass(slots=True)
@@ -48,39 +49,65 @@ class _Call:
 @dataclass(slots=True)
 class _Request:
     webhooks: Sequence[StoredWebhook]
-    future: Future[list[bool]] | asyncio.Future[list[bool]]
+    future: Future[list[Stored]] | asyncio.Future[list[Stored]]
     loop: asyncio.AbstractEventLoop | None = None
 
 
 def insert_webhooks(
     conn: sqlite3.Connection, groups: Sequence[Sequence[StoredWebhook]]
-) -> list[list[bool]]:
-    """Insert webhooks (a trigger queues each one); returns duplicate flags per group.
+) -> list[list[Stored]]:
+    """Insert webhooks (a trigger queues each one); returns what storing did, per group.
 
     A webhook already stored, or seen earlier in the same call, is a duplicate and gets no
-    second queue row. Outside a transaction, a call of at most ``_ROWS_PER_STATEMENT``
-    webhooks is ONE statement, so it commits atomically on its own.
+    second queue row. A new webhook whose unsigned event id another delivery already carries
+    is stored flagged as a conflict. Outside a transaction, a call of at most
+    ``_ROWS_PER_STATEMENT`` webhooks is ONE statement, so it commits atomically on its own.
     """
     fresh: dict[str, StoredWebhook] = {}
     for group in groups:
         for w in group:
             fresh.setdefault(w.webhook_id, w)
     new = list(fresh.values())
+    conflicts = _conflicts(conn, [w for w in new if not w.id_signed])
     stored_now: set[str] = set()
     for start in range(0, len(new), _ROWS_PER_STATEMENT):
         batch = new[start : start + _ROWS_PER_STATEMENT]
-        stored_now |= _insert_or_ignore(conn, batch)
-    flags: list[list[bool]] = []
+        stored_now |= _insert_or_ignore(conn, batch, conflicts)
+    results: list[list[Stored]] = []
     for group in groups:
-        group_flags = []
+        group_results = []
         for w in group:
-            group_flags.append(w.webhook_id not in stored_now)
-            stored_now.discard(w.webhook_id)  # a second mention in this call is a duplicate
-        flags.append(group_flags)
-    return flags
+            if w.webhook_id not in stored_now:
+                group_results.append(Stored.DUPLICATE)
+            else:
+                group_results.append(Stored.CONFLICT if w.webhook_id in conflicts else Stored.NEW)
+                stored_now.discard(w.webhook_id)  # a second mention in this call: a duplicate
+        results.append(group_results)
+    return results
 
 
-def _insert_or_ignore(conn: sqlite3.Connection, batch: list[StoredWebhook]) -> set[str]:
+def _conflicts(conn: sqlite3.Connection, unsigned: list[StoredWebhook]) -> set[str]:
+    """The webhooks (not stored yet) whose unsigned event id another delivery carries."""
+    found: set[str] = set()
+    seen: dict[tuple[str, str], str] = {}
+    for w in unsigned:
+        key = (w.provider, w.event_id)
+        other = seen.setdefault(key, w.webhook_id)
+        if (
+            other != w.webhook_id
+            or conn.execute(
+                "SELECT 1 FROM webhooks WHERE provider = ? AND event_id = ? AND id_signed = 0"
+                " AND webhook_id != ? LIMIT 1",
+                (w.provider, w.event_id, w.webhook_id),
+            ).fetchone()
+        ):
+            found.add(w.webhook_id)
+    return found
+
+
+def _insert_or_ignore(
+    conn: sqlite3.Connection, batch: list[StoredWebhook], conflicts: set[str]
+) -> set[str]:
     """Insert what is not stored yet; returns the ids this statement inserted."""
     params: list[object] = []
     for w in batch:
@@ -95,26 +122,22 @@ def _insert_or_ignore(conn: sqlite3.Connection, batch: list[StoredWebhook]) -> s
             w.payload,
             w.received_at,
             w.occurred_at,
+            int(w.id_signed),
+            int(w.webhook_id in conflicts),
         )
-    cursor = conn.execute(
-        f"INSERT OR IGNORE INTO webhooks ({_WEBHOOK_COLUMNS}) VALUES "  # noqa: S608
-        + ",".join(["(?,?,?,?,?,?,?,?,?,?)"] * len(batch)),
-        params,
-    )
-    inserted = cursor.rowcount
-    if inserted == len(batch):  # the common case: nothing was stored before
-        return {w.webhook_id for w in batch}
-    if inserted == 0:
-        return set()
-    # Some were duplicates. SQLite gives each inserted row the next rowid (one past the
-    # largest), so the rows this statement inserted are the last ``inserted`` rowids.
-    first_new = (cursor.lastrowid or 0) - inserted + 1
-    marks = ",".join("?" * len(batch))
     rows = conn.execute(
-        f"SELECT webhook_id FROM webhooks WHERE rowid >= ? AND webhook_id IN ({marks})",  # noqa: S608
-        [first_new, *(w.webhook_id for w in batch)],
+        f"INSERT OR IGNORE INTO webhooks ({_WEBHOOK_COLUMNS}) VALUES "  # noqa: S608
+        + ",".join([_ROW] * len(batch))
+        + " RETURNING webhook_id",
+        params,
     ).fetchall()
     return {row[0] for row in rows}
+
+
+def _is_storage_failure(exc: Exception) -> bool:
+    """The storage itself failed (locked, full, I/O, corrupt): retrying each member alone
+    would only multiply the wait. Anything else is something a member brought."""
+    return isinstance(exc, sqlite3.OperationalError) or type(exc) is sqlite3.DatabaseError
 
 
 class GroupCommitWriter:
@@ -170,8 +193,8 @@ class GroupCommitWriter:
     def running(self) -> bool:
         return self._thread is not None
 
-    def submit(self, webhooks: Sequence[StoredWebhook]) -> Future[list[bool]]:
-        future: Future[list[bool]] = Future()
+    def submit(self, webhooks: Sequence[StoredWebhook]) -> Future[list[Stored]]:
+        future: Future[list[Stored]] = Future()
         if not self.running:
             future.set_exception(StorageUnavailableError("the writer is not running"))
         else:
@@ -179,7 +202,7 @@ class GroupCommitWriter:
             self._requests.put(_Request(webhooks, future))
         return future
 
-    def store(self, webhooks: Sequence[StoredWebhook]) -> list[bool]:
+    def store(self, webhooks: Sequence[StoredWebhook]) -> list[Stored]:
         return self.submit(webhooks).result()
 
     def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -197,11 +220,11 @@ class GroupCommitWriter:
             self._requests.put(_Call(fn, future))
         return future
 
-    async def store_async(self, webhooks: Sequence[StoredWebhook]) -> list[bool]:
+    async def store_async(self, webhooks: Sequence[StoredWebhook]) -> list[Stored]:
         if not self.running:
             raise StorageUnavailableError("the writer is not running")
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[list[bool]] = loop.create_future()
+        future: asyncio.Future[list[Stored]] = loop.create_future()
         self._count_waiting(1)
         self._requests.put(_Request(webhooks, future, loop))
         return await future
@@ -242,30 +265,24 @@ class GroupCommitWriter:
             self._commit(group)
 
     def _commit(self, group: list[_Request | _Call]) -> None:
-        assert self._conn is not None
         requests = [item for item in group if isinstance(item, _Request)]
         calls = [item for item in group if isinstance(item, _Call)]
-        outcome: list[list[bool]] | BaseException
-        results: list[tuple[bool, Any]] = []
-        batches = [r.webhooks for r in requests]
         if requests:
             self._count_waiting(-len(requests))
+        outcome: list[list[Stored]] | BaseException
         try:
-            if not calls and sum(len(b) for b in batches) <= _ROWS_PER_STATEMENT:
-                # Ingest alone is one INSERT: it commits (durably) by itself, and each SQLite
-                # call the writer saves is a GIL hand-off it does not wait for under load.
-                outcome = insert_webhooks(self._conn, batches)
-            else:
-                with Transaction(self._conn) as conn:
-                    outcome = insert_webhooks(conn, batches)
-                    results = [_in_savepoint(conn, call.fn) for call in calls]
+            outcome, results = self._write(requests, calls)
         except Exception as exc:  # every waiter must hear back, whatever went wrong
-            log.error("group commit failed", extra={"requests": len(group), "error": str(exc)})
-            outcome = StorageUnavailableError(f"storage unavailable: {exc}")
-            results = [(False, outcome)] * len(calls)
-        else:
-            self.groups += 1
-            self.webhooks += sum(len(r.webhooks) for r in requests)
+            if len(group) > 1 and not _is_storage_failure(exc):
+                # Something one member brought: each goes alone, so only that one fails.
+                log.warning(
+                    "group commit failed; committing its members one by one",
+                    extra={"requests": len(group), "error": type(exc).__name__},
+                )
+                for item in group:
+                    self._commit_alone(item)
+                return
+            outcome, results = self._failed(exc, requests, calls)
         # Deliveries that piled up behind background work say nothing about their own rate
         # (and counting them would let a long processing commit pause processing, which
         # lengthens the next one): only a backlog built while the writer did ingest counts.
@@ -277,6 +294,59 @@ class GroupCommitWriter:
         ):
             self._saturated_at = time.monotonic()  # deliveries pile up faster than groups go
         self._after_background = bool(calls)
+        self._settle(requests, calls, outcome, results)
+
+    def _commit_alone(self, item: _Request | _Call) -> None:
+        requests = [item] if isinstance(item, _Request) else []
+        calls = [item] if isinstance(item, _Call) else []
+        outcome: list[list[Stored]] | BaseException
+        try:
+            outcome, results = self._write(requests, calls)
+        except Exception as exc:
+            outcome, results = self._failed(exc, requests, calls)
+        self._settle(requests, calls, outcome, results)
+
+    def _write(
+        self, requests: list[_Request], calls: list[_Call]
+    ) -> tuple[list[list[Stored]], list[tuple[bool, Any]]]:
+        """One group in one transaction: the webhooks, then each call in its savepoint."""
+        assert self._conn is not None
+        batches = [r.webhooks for r in requests]
+        results: list[tuple[bool, Any]] = []
+        if not calls and sum(len(b) for b in batches) <= _ROWS_PER_STATEMENT:
+            # Ingest alone is one INSERT: it commits (durably) by itself, and each SQLite
+            # call the writer saves is a GIL hand-off it does not wait for under load.
+            outcome = insert_webhooks(self._conn, batches)
+        else:
+            with Transaction(self._conn) as conn:
+                outcome = insert_webhooks(conn, batches)
+                results = [_in_savepoint(conn, call.fn) for call in calls]
+        self.groups += 1
+        self.webhooks += sum(len(b) for b in batches)
+        return outcome, results
+
+    def _failed(
+        self, exc: Exception, requests: list[_Request], calls: list[_Call]
+    ) -> tuple[BaseException, list[tuple[bool, Any]]]:
+        error: PayhookError
+        if _is_storage_failure(exc) or len(requests) + len(calls) > 1:
+            log.error(
+                "group commit failed",
+                extra={"requests": len(requests) + len(calls), "error": str(exc)},
+            )
+            error = StorageUnavailableError(f"storage unavailable: {exc}")
+        else:  # one delivery that can never be stored: a 400, so its provider stops retrying
+            log.warning("a delivery cannot be stored", extra={"error": type(exc).__name__})
+            error = PayloadError(f"the event cannot be stored ({type(exc).__name__})")
+        return error, [(False, error)] * len(calls)
+
+    def _settle(
+        self,
+        requests: list[_Request],
+        calls: list[_Call],
+        outcome: list[list[Stored]] | BaseException,
+        results: list[tuple[bool, Any]],
+    ) -> None:
         for call, (ok, value) in zip(calls, results, strict=True):
             if ok:
                 call.future.set_result(value)
@@ -301,9 +371,11 @@ def _in_savepoint(
     return True, value
 
 
-def _resolve(group: list[_Request], outcome: list[list[bool]] | BaseException) -> None:
+def _resolve(group: list[_Request], outcome: list[list[Stored]] | BaseException) -> None:
     """Wake every waiter: thread futures directly, asyncio futures with one call per loop."""
-    per_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[list[bool]], object]]] = {}
+    per_loop: dict[
+        asyncio.AbstractEventLoop, list[tuple[asyncio.Future[list[Stored]], object]]
+    ] = {}
     for index, request in enumerate(group):
         result = outcome if isinstance(outcome, BaseException) else outcome[index]
         if request.loop is None:
@@ -321,7 +393,7 @@ def _resolve(group: list[_Request], outcome: list[list[bool]] | BaseException) -
             loop.call_soon_threadsafe(_settle, items)
 
 
-def _settle(items: list[tuple[asyncio.Future[list[bool]], object]]) -> None:
+def _settle(items: list[tuple[asyncio.Future[list[Stored]], object]]) -> None:
     for future, result in items:
         if future.done():  # the request was cancelled (client went away)
             continue

@@ -85,9 +85,10 @@ def response(answer: ProviderResponse, **headers: str) -> dict[str, Any]:
         text, encoded = answer.body.decode("utf-8"), False
     except UnicodeDecodeError:
         text, encoded = base64.b64encode(answer.body).decode("ascii"), True
+    extra = {name.title(): value for name, value in answer.headers}
     return {
         "statusCode": answer.status,
-        "headers": {"Content-Type": answer.media_type, **headers},
+        "headers": {"Content-Type": answer.media_type, **extra, **headers},
         "body": text,
         "isBase64Encoded": encoded,
     }

@@ -1,9 +1,11 @@
 """Audit Lambda: the webhooks and payments streams -> hash chain, and payments -> EventBridge.
 
 Per batch: skip the records already chained (a stream retry), publish the canonical events
-the rest carry (the outbox), then chain their changes. Any failure raises, so the stream
-retries (and bisects, then gives up to the on-failure destination); the markers written
-with the entries make a retried record count once.
+the rest carry (the outbox), then chain their changes; each append's head is MAC'd with the
+KMS HMAC key (one GenerateMac call per append). Any failure raises, so the stream retries
+(and bisects, then gives up to the on-failure destination); the markers written with the
+entries make a retried record count once. The log line of each batch carries the new head
+(seq and hash): CloudWatch Logs keeps a record of heads this function cannot rewrite.
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from payhook.backends.aws.audit import MAX_ENTRIES_PER_APPEND, DynamoAuditLog
+from payhook.backends.aws.audit import MAX_ENTRIES_PER_APPEND, DynamoAuditLog, KmsChainKey
 from payhook.backends.aws.clients import AwsClients
 from payhook.backends.aws.events import EventPublisher
 from payhook.backends.aws.streams import read_record
-from payhook.core.audit import Change
+from payhook.core.audit import AuditEntry, Change
+from payhook.core.chain_key import ChainKey
 from payhook.core.clock import Clock, system_clock
 from payhook.errors import ConcurrencyError
 from payhook.runtimes.aws_lambda.coldstart import cold_start
@@ -28,7 +31,7 @@ from payhook.service.audit import record_changes
 
 log = logging.getLogger("payhook.aws.audit")
 
-REQUIRED = ("audit_table", "event_bus_name")
+REQUIRED = ("audit_table", "event_bus_name", "audit_key_id")
 # Both streams (and every shard) append to one chain, so losing the head race is routine; a
 # few seconds of jittered retries resolve it inside one invocation instead of using up the
 # stream's bounded retries.
@@ -40,6 +43,7 @@ class StreamAuditor:
         self,
         audit_log: DynamoAuditLog,
         publisher: EventPublisher,
+        key: ChainKey,
         clock: Clock = system_clock,
         *,
         max_conflict_retries: int = 8,
@@ -47,6 +51,7 @@ class StreamAuditor:
     ) -> None:
         self.audit_log = audit_log
         self.publisher = publisher
+        self.key = key
         self.clock = clock
         self.max_conflict_retries = max_conflict_retries
         self.sleep = sleep
@@ -62,6 +67,7 @@ class StreamAuditor:
         return cls(
             DynamoAuditLog(start.clients.dynamodb, table=start.settings.audit_table),
             EventPublisher(start.clients.events, bus_name=start.settings.event_bus_name),
+            KmsChainKey(start.clients.kms, key_id=start.settings.audit_key_id),
             clock,
         )
 
@@ -73,8 +79,9 @@ class StreamAuditor:
         if events:
             self.publisher.publish(events)
         changes = [r.change for r in pending if r.change is not None]
+        head: AuditEntry | None = None
         for start in range(0, len(changes), MAX_ENTRIES_PER_APPEND):
-            self._append(changes[start : start + MAX_ENTRIES_PER_APPEND])
+            head = self._append(changes[start : start + MAX_ENTRIES_PER_APPEND]) or head
         log.info(
             "stream batch audited",
             extra={
@@ -82,16 +89,18 @@ class StreamAuditor:
                 "skipped_as_chained": len(done),
                 "entries": len(changes),
                 "published": len(events),
+                "head_seq": head.seq if head else None,
+                "head_hash": head.hash if head else None,
             },
         )
         # Valid with or without ReportBatchItemFailures: failures raise instead.
         return {"batchItemFailures": []}
 
-    def _append(self, changes: Sequence[Change]) -> None:
+    def _append(self, changes: Sequence[Change]) -> AuditEntry | None:
+        """Chain ``changes``; returns the new head (None when another writer chained all)."""
         for attempt in range(self.max_conflict_retries + 1):
             try:
-                record_changes(self.audit_log, changes, self.clock)
-                return
+                return record_changes(self.audit_log, changes, self.key, self.clock)[-1]
             except ConcurrencyError:
                 if attempt == self.max_conflict_retries:
                     raise
@@ -99,9 +108,10 @@ class StreamAuditor:
                 chained = self.audit_log.chained_sources(c.source_id for c in changes)
                 changes = [c for c in changes if c.source_id not in chained]
                 if not changes:
-                    return
+                    return None
                 log.info("audit head moved; retrying", extra={"attempt": attempt + 1})
                 self.sleep(random.uniform(0, min(MAX_BACKOFF_SECONDS, 0.05 * 2**attempt)))
+        return None  # not reached: the last attempt returns or raises
 
 
 @functools.cache

@@ -1,8 +1,7 @@
 """Receiver Lambda: API Gateway -> verify -> DynamoDB + SQS -> acknowledge.
 
-200 stored (or duplicate) and scheduled; the provider's rejection status (401 mostly) on
-failed verification; 404 unknown provider; 413 body over the limit; 400 authentic but
-unusable body; 503 when AWS cannot store or schedule it, so the provider retries.
+The flow and its answers are ``payhook.service.ingest``'s; this decodes the API Gateway event
+and shapes the proxy response.
 """
 
 from __future__ import annotations
@@ -19,21 +18,14 @@ from payhook.backends.aws.settings import AwsSettings
 from payhook.backends.aws.webhooks import DynamoWebhookStore
 from payhook.core.clock import Clock, system_clock
 from payhook.core.ports import WebhookStore
-from payhook.errors import (
-    ConfigError,
-    PayloadError,
-    StorageUnavailableError,
-    UnknownProviderError,
-    VerificationError,
-)
+from payhook.errors import ConfigError, StorageUnavailableError
 from payhook.runtimes.aws_lambda import apigateway as api
 from payhook.runtimes.aws_lambda.coldstart import cold_start
-from payhook.service.ingest import Ingest
+from payhook.service.ingest import Answer, Ingest, problem
 
 log = logging.getLogger("payhook.aws.receiver")
 
 REQUIRED = ("webhooks_table", "queue_url", "providers_secret_arn")
-RETRY_AFTER = {"Retry-After": "5"}
 
 
 class Receiver:
@@ -72,46 +64,25 @@ class Receiver:
     def handle(self, event: Mapping[str, Any]) -> dict[str, Any]:
         name = api.provider_name(event)
         try:
-            ingest = Ingest(self.secret.providers(), self.clock)
+            ingest = Ingest(self.secret.providers(), self.clock, self.settings.body_limit_bytes)
         except StorageUnavailableError as exc:
             log.error("providers unavailable", extra={"provider": name, "reason": str(exc)})
-            return api.error(503, "unavailable", "try again later", **RETRY_AFTER)
+            return api.response(problem(503, "try again later"))
         except ConfigError as exc:
             log.error("providers misconfigured", extra={"provider": name, "reason": str(exc)})
             return api.error(500, "misconfigured", "the receiver is misconfigured")
-        try:
-            provider = ingest.provider(name)
-        except UnknownProviderError:
-            return api.error(404, "unknown_provider", f"no provider named {name!r} is configured")
         if str(event.get("httpMethod", "POST")).upper() == "GET":
-            answer = provider.challenge(api.webhook_request(event, b""))
-            if answer is None:
-                return api.error(405, "method_not_allowed", "webhooks are delivered with POST")
-            return api.response(answer)
-        limit = self.settings.body_limit_bytes
+            return api.response(ingest.challenge(name, api.webhook_request(event, b"")))
+        provider = ingest.route(name)
+        if isinstance(provider, Answer):
+            return api.response(provider)
         try:
-            request = api.webhook_request(event, api.body_bytes(event, limit))
+            request = api.webhook_request(event, api.body_bytes(event, ingest.body_limit_bytes))
         except api.BodyTooLargeError:
-            return api.error(413, "body_too_large", f"the body limit is {limit} bytes")
+            return api.response(ingest.too_large())
         except api.BadBodyError as exc:
-            return api.error(400, "invalid_body", str(exc))
-        try:
-            prepared = ingest.prepare(name, request)
-        except VerificationError as exc:
-            log.info("verification failed", extra={"provider": name, "reason": str(exc)})
-            return api.error(provider.rejection_status, "verification_failed", str(exc))
-        except PayloadError as exc:
-            log.info("invalid payload", extra={"provider": name, "reason": str(exc)})
-            return api.error(400, "invalid_payload", str(exc))
-        try:
-            duplicates = self.store.store(prepared.webhooks)
-        except PayloadError as exc:  # authentic, but too large to store even compressed
-            log.warning("payload not storable", extra={"provider": name, "reason": str(exc)})
-            return api.error(413, "payload_too_large", str(exc))
-        except StorageUnavailableError as exc:
-            log.error("storage unavailable", extra={"provider": name, "reason": str(exc)})
-            return api.error(503, "storage_unavailable", "try again later", **RETRY_AFTER)
-        return api.response(prepared.acknowledge(duplicates))
+            return api.response(problem(400, str(exc)))
+        return api.response(ingest.receive(name, request, self.store))
 
 
 @functools.cache
