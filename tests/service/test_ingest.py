@@ -240,3 +240,23 @@ def test_a_signed_event_with_a_huge_time_is_stored_without_a_time(
     event["created"] = 10**400  # a signed 400-digit time (it used to be a 500)
     assert ingest.receive("stripe", stripe(event, now), writer).status == 200
     assert rows(writer, "SELECT occurred_at FROM webhooks") == [(None,)]
+
+
+def test_a_conflicting_delivery_is_visible_in_the_cli(
+    ingest: Ingest,
+    writer: GroupCommitWriter,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from payhook.cli.main import main
+
+    captured = load_event("shopify", "orders-paid.json")
+    genuine = load_event("shopify", "refunds-create.json")
+    ingest.receive("shop", shopify(captured, "X2"), writer)
+    ingest.receive("shop", shopify(genuine, "X2", topic="refunds/create"), writer)
+    config = tmp_path / "cli.toml"
+    config.write_text(f'[storage]\npath = "{writer.path}"\n')
+    assert main(["webhooks", "list", "--config", str(config)]) == 0
+    lines = [line.split() for line in capsys.readouterr().out.splitlines()[1:]]
+    flags = {(line[2], line[-1]) for line in lines}
+    assert flags == {("orders/paid", "-"), ("refunds/create", "conflict")}

@@ -107,9 +107,26 @@ def _anchor(text: str) -> tuple[int, str]:
     return int(seq), digest.lower()
 
 
+def _flags(webhook: StoredWebhook) -> str:
+    """What a reader must know about a webhook's identity: ``conflict`` when another delivery
+    carries its unsigned event id with other bytes, ``unverified`` for Mollie classic posts."""
+    flags = ["conflict"] if webhook.conflict else []
+    if not webhook.verified:
+        flags.append("unverified")
+    return ",".join(flags) or "-"
+
+
 def _webhook_rows(webhooks: Sequence[StoredWebhook]) -> list[list[object]]:
     return [
-        [w.webhook_id, w.provider, w.event_type, w.status, render.when(w.received_at), w.event_id]
+        [
+            w.webhook_id,
+            w.provider,
+            w.event_type,
+            w.status,
+            render.when(w.received_at),
+            w.event_id,
+            _flags(w),
+        ]
         for w in webhooks
     ]
 
@@ -191,7 +208,7 @@ def cmd_webhooks(store: SqliteStore, args: argparse.Namespace) -> int:
             render.emit_json([w.summary() for w in webhooks])
         else:
             render.table(
-                ["webhook", "provider", "type", "status", "received", "event"],
+                ["webhook", "provider", "type", "status", "received", "event", "flags"],
                 _webhook_rows(webhooks),
             )
         return 0

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import payhook
+from payhook.service.ingest import STATUSES
 
 _ERROR = {
     "type": "object",
@@ -25,19 +26,18 @@ def openapi_document(providers: Iterable[str], rejection_statuses: Iterable[int]
     names = sorted(providers)
     responses: dict[str, Any] = {
         "200": {
-            "description": "Stored durably and scheduled for processing (or a duplicate).",
+            "description": STATUSES[200][1],
             "content": {
                 "application/json": {"schema": {"type": "object"}},
                 "text/plain": {"schema": {"type": "string"}},
             },
         },
-        "400": _error("Authentic, but the body cannot be used."),
-        "404": _error("No provider of that name is configured."),
-        "413": _error("The body is over the limit."),
-        "503": _error("Storage unavailable; retry later."),
     }
-    for status in sorted(set(rejection_statuses) | {401}):
-        responses[str(status)] = _error("Verification failed; nothing was stored.")
+    for status, (_, when) in STATUSES.items():
+        if status not in (200, 405):  # 405: POST is what this operation is
+            responses[str(status)] = _error(when)
+    for status in sorted(set(rejection_statuses)):
+        responses[str(status)] = _error(STATUSES[401][1])
     return {
         "openapi": "3.0.3",
         "info": {"title": "payhook", "version": payhook.__version__},
