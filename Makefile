@@ -47,6 +47,7 @@ bench: $(VENV)/.dev
 	$(BIN)/python benchmarks/load.py
 	$(BIN)/python benchmarks/verify_speed.py
 	$(BIN)/python benchmarks/cold_start.py
+	$(BIN)/python benchmarks/rejection_cost.py
 
 # Long fault and fuzz runs (SIGKILLs under load, storage outages, 50,000+ fuzzed requests);
 # about 11 minutes, kept out of make test.

@@ -18,6 +18,8 @@ from payhook.core.model import IngestOutcome, StoredWebhook, VerifiedEvent, Webh
 from payhook.core.payment import PaymentEventKind as K
 from payhook.errors import ConfigError, PayloadError, VerificationError
 from payhook.providers.adyen import (
+    MAX_BODY_BYTES,
+    MAX_NOTIFICATION_ITEMS,
     AdyenProvider,
     adyen_signature,
     decode_hmac_key,
@@ -226,6 +228,22 @@ def test_rejects_malformed_body(body: bytes) -> None:
         make().verify(WebhookRequest(body, {}))
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"notificationItems": [{"NotificationRequestItem": {"reason": "\xff"}}]}',
+        b'{"notificationItems": [{"NotificationRequestItem": {"reason": "\xed\xa0\x80"}}]}',
+        b'{"notificationItems": [{"NotificationRequestItem": {}}]} extra',
+        b'{"notificationItems": [{"NotificationRequestItem": {"amount": {"value": 1e999}}}]}',
+        b'{"notificationItems": [' + b"[" * 5000 + b"]" * 5000 + b"]}",
+    ],
+    ids=["invalid utf-8", "utf-8 of a surrogate", "extra data", "infinite amount", "nested"],
+)
+def test_every_malformed_body_is_a_verification_error(body: bytes) -> None:
+    with pytest.raises(VerificationError):
+        make().verify(WebhookRequest(body, {}))
+
+
 def test_rejects_signed_field_with_lone_surrogate() -> None:
     body = (
         b'{"notificationItems": [{"NotificationRequestItem": {"pspReference": "\\ud800",'
@@ -248,6 +266,71 @@ def test_rejects_amount_that_is_not_an_object() -> None:
     item["amount"] = 1000
     with pytest.raises(VerificationError, match="amount is not an object"):
         make().verify(delivery(item))
+
+
+# bounded work before authentication ----------------------------------------------------
+
+
+def test_rejects_more_items_than_adyen_sends_before_verifying_any() -> None:
+    item = fixture_items("authorisation.json")[0]
+    # Every item is authentic: only the count can reject it, and it does before any item
+    # is checked (a badly signed first item does not change the reason).
+    with pytest.raises(VerificationError, match=f"more than the {MAX_NOTIFICATION_ITEMS}"):
+        make().verify(delivery(*[item] * (MAX_NOTIFICATION_ITEMS + 1)))
+    forged = signed(item, OTHER_KEY)
+    with pytest.raises(VerificationError, match=f"more than the {MAX_NOTIFICATION_ITEMS}"):
+        make().verify(delivery(forged, *[item] * MAX_NOTIFICATION_ITEMS))
+
+
+def test_accepts_as_many_items_as_adyen_sends() -> None:
+    # Adyen documents up to six NotificationRequestItems (SOAP; JSON and HTTP POST carry one).
+    items = [
+        signed(dict(VECTOR_ITEM, pspReference=f"PSP{i:013d}"))
+        for i in range(MAX_NOTIFICATION_ITEMS)
+    ]
+    assert len(items) == 6
+    events = make().verify(delivery(*items))
+    assert [e.event_id.split(":")[0] for e in events] == [i["pspReference"] for i in items]
+
+
+def test_stops_at_the_first_item_that_fails() -> None:
+    forged = signed(fixture_items("capture.json")[0], OTHER_KEY)
+    # What follows would fail for other reasons: the first item's failure is the one named.
+    body = {
+        "notificationItems": [
+            {"NotificationRequestItem": forged},
+            {"NotificationRequestItem": 0},
+            {"Other": {}},
+            42,
+            {"NotificationRequestItem": {}},
+            {"NotificationRequestItem": fixture_items("authorisation.json")[0]},
+        ]
+    }
+    assert len(body["notificationItems"]) == MAX_NOTIFICATION_ITEMS
+    with pytest.raises(VerificationError, match="no Adyen hmacSignature matches"):
+        make().verify(WebhookRequest(json.dumps(body).encode(), {}))
+
+
+def test_an_unsigned_body_of_many_tiny_items_is_rejected_by_its_count() -> None:
+    body = b'{"notificationItems":[' + b",".join([b"0"] * 30_000) + b"]}"
+    assert len(body) <= MAX_BODY_BYTES
+    with pytest.raises(VerificationError, match="30000 notificationItems"):
+        make().verify(WebhookRequest(body, {}))
+
+
+def test_a_body_larger_than_any_notification_is_413_before_it_is_parsed() -> None:
+    from payhook.service.ingest import Ingest, PreparedDelivery
+
+    ingest = Ingest({"adyen": make()})
+    body = delivery(fixture_items("capture.json")[0]).body  # authentic
+    padded = body + b" " * (MAX_BODY_BYTES - len(body))  # trailing whitespace: same JSON
+    assert isinstance(ingest.prepare("adyen", WebhookRequest(padded, {})), PreparedDelivery)
+    forged = b'{"notificationItems":[' + b",".join([b"[[[[]]]]"] * 200_000) + b"]}"
+    for too_large in (padded + b" ", forged):
+        answer = ingest.prepare("adyen", WebhookRequest(too_large, {}))
+        assert not isinstance(answer, PreparedDelivery)
+        assert answer.status == 413
+        assert json.loads(answer.body)["reason"] == f"the body limit is {MAX_BODY_BYTES} bytes"
 
 
 def test_accepts_item_signed_with_second_key_during_rotation() -> None:
@@ -307,12 +390,38 @@ def test_event_id_depends_only_on_identity_fields() -> None:
     assert len({base.event_id, failed.event_id, other.event_id}) == 3
 
 
-def test_payload_is_the_item_exactly_as_adyen_sent_it() -> None:
-    body = load_event("adyen", "batch.json")
+def canonical(item: object) -> bytes:
+    """An item as payhook stores it: compact, ASCII-only JSON, keys in the order sent."""
+    return json.dumps(item, separators=(",", ":")).encode()
+
+
+def test_each_item_is_stored_as_its_canonical_json() -> None:
+    body = load_event("adyen", "batch.json")  # indented, as a person writes
     events = make().verify(WebhookRequest(body, {}))
-    for event, item in zip(events, fixture_items("batch.json"), strict=True):
-        assert event.payload in body  # its own text, spelling and key order as sent
-        assert json.loads(event.payload) == item
+    assert [e.payload for e in events] == [canonical(i) for i in fixture_items("batch.json")]
+
+
+def test_an_item_stores_as_the_same_bytes_however_the_body_spells_it() -> None:
+    data = json.loads(load_event("adyen", "batch.json"))
+    spellings = [
+        json.dumps(data).encode(),
+        json.dumps(data, indent=4, ensure_ascii=False).encode(),
+        json.dumps(data, separators=(",", ":")).encode(),
+    ]
+    stored = [
+        [(e.event_id, e.payload) for e in make().verify(WebhookRequest(b, {}))] for b in spellings
+    ]
+    assert stored[0] == stored[1] == stored[2]
+    assert [i for i, _ in stored[0]] == FIXTURE_IDS["batch.json"]
+
+
+def test_an_unsigned_field_with_a_lone_surrogate_is_stored_as_its_escape() -> None:
+    item = fixture_items("capture.json")[0]
+    item["reason"] = "\ud800"  # not signed, so the item still verifies
+    [event] = make().verify(delivery(item))
+    assert b'"reason":"\\ud800"' in event.payload
+    assert event.payload.decode("ascii")  # pure ASCII: always storable
+    assert json.loads(event.payload) == item
 
 
 # Ids of the fixture notifications as the previous implementation (which re-encoded each
@@ -527,7 +636,7 @@ def test_agrees_with_adyen_sdk_on_every_item(data: st.DataObject, keys: list[str
     assert _payhook_accepts(make(*keys), items) is expected
 
 
-# the item split reads what json.loads reads -------------------------------------------------
+# what is accepted is what json.loads reads ---------------------------------------------------
 
 
 _IDENTITY = ("eventCode", "success", "originalReference")
@@ -565,7 +674,7 @@ def _outcome(body: bytes) -> object:
     except (PayloadError, VerificationError) as exc:
         return type(exc).__name__
     for event in events:
-        assert event.payload in body  # each payload is its item's text as sent
+        assert event.payload == canonical(json.loads(event.payload))  # stored canonical
     return [(e.event_id, e.event_type, json.loads(e.payload), e.occurred_at) for e in events]
 
 
@@ -578,7 +687,7 @@ def _outcome(body: bytes) -> object:
     style=st.sampled_from(["compact", "spaced", "indented"]),
     ascii_only=st.booleans(),
 )
-def test_signed_items_verify_with_their_ids_and_own_text_however_written(
+def test_signed_items_verify_with_their_ids_however_written(
     items: list[dict[str, Any]],
     extra: dict[str, str],
     beside: dict[str, str],

@@ -24,7 +24,11 @@ from payhook.core.payment import PaymentEventKind as K
 from payhook.errors import ConfigError, PayloadError, VerificationError
 from payhook.providers import provider_class
 from payhook.providers.base import ProviderConfig
-from payhook.providers.braintree import BraintreeProvider, braintree_signature
+from payhook.providers.braintree import (
+    MAX_SIGNATURE_BYTES,
+    BraintreeProvider,
+    braintree_signature,
+)
 from tests.conftest import FakeClock, load_event
 
 PUBLIC_KEY = "x7k2mrw9c4pqdh3s"
@@ -221,6 +225,105 @@ def test_accepts_a_delivery_signed_with_a_rotated_key_pair() -> None:
 def test_rejects_an_invalid_configuration(options: dict[str, Any]) -> None:
     with pytest.raises(ConfigError):
         make_provider(**options)
+
+
+# bounded work before authentication --------------------------------------------------------
+
+
+def _raw_form(signature: str, payload: str) -> WebhookRequest:
+    """A form body written by hand (urlencode would escape what these tests spell out)."""
+    return WebhookRequest(
+        body=f"bt_signature={signature}&bt_payload={payload}".encode(), headers={}
+    )
+
+
+def test_accepts_the_escapes_of_base64_text_in_either_case() -> None:
+    signature, payload = sdk_sample("transaction_settled")
+    escaped = payload.translate({ord("+"): "%2b", ord("/"): "%2f", ord("="): "%3d", 10: "%0a"})
+    assert "%" in escaped
+    [event] = make_provider().verify(_raw_form(signature.replace("|", "%7C"), escaped))
+    assert event.event_type == "transaction_settled"
+
+
+def test_accepts_slashes_and_equals_signs_left_unescaped() -> None:
+    xml = b"<notification><kind>check</kind><subject>???~~~ </subject></notification>"
+    payload = base64.encodebytes(xml).decode()
+    signature = f"{PUBLIC_KEY}|{braintree_signature(PRIVATE_KEY, payload.encode())}"
+    escaped = payload.replace("+", "%2B").replace("\n", "%0A")
+    assert "/" in escaped
+    assert "=" in escaped
+    [event] = make_provider().verify(_raw_form(signature, escaped))
+    assert event.event_type == "check"
+
+
+def test_refuses_letters_or_digits_sent_as_escapes_even_when_signed() -> None:
+    # No form encoder escapes them; decoding every escape costs a Python step each.
+    payload = base64.encodebytes(b"<notification><kind>check</kind></notification>").decode()
+    signature = f"{PUBLIC_KEY}|{braintree_signature(PRIVATE_KEY, payload.encode())}"
+    escaped = payload.replace("P", "%50", 1).replace("\n", "%0A")
+    with pytest.raises(VerificationError, match="not allowed"):
+        make_provider().verify(_raw_form(signature, escaped))
+
+
+def test_refuses_a_signature_field_longer_than_the_bound() -> None:
+    signature, payload = sdk_sample("transaction_settled")
+    padded = "&".join(["nopipe"] * (MAX_SIGNATURE_BYTES // 6) + [signature])
+    assert len(padded) > MAX_SIGNATURE_BYTES
+    with pytest.raises(VerificationError, match="longer than"):
+        make_provider().verify(form(padded, payload))
+    fits = "&".join(["nopipe"] * 100 + [signature])  # pairs for other keys are still skipped
+    assert make_provider().verify(form(fits, payload))
+
+
+def test_refuses_more_form_fields_than_the_bound() -> None:
+    signature, payload = sdk_sample("transaction_settled")
+    body = form(signature, payload).body + b"&x=1" * 19
+    with pytest.raises(VerificationError, match="not a form-encoded"):
+        make_provider().verify(WebhookRequest(body=body, headers={}))
+    assert make_provider().verify(WebhookRequest(body=body[: -len(b"&x=1")], headers={}))
+
+
+def test_ignores_fields_whose_names_cannot_be_ours() -> None:
+    signature, payload = sdk_sample("transaction_settled")
+    body = b"bt_signature" * 4 + b"=%ff&" + form(signature, payload).body
+    assert make_provider().verify(WebhookRequest(body=body, headers={}))
+
+
+def test_reads_a_field_name_sent_escaped() -> None:
+    signature, payload = sdk_sample("transaction_settled")
+    body = form(signature, payload).body.replace(b"bt_payload", b"bt%5Fpayload")
+    assert make_provider().verify(WebhookRequest(body=body, headers={}))
+
+
+_OURS = f"bt_signature={PUBLIC_KEY}%7C{'0' * 40}&bt_payload=".encode()  # a pair for our key
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        _OURS + b"%41" * 350_000,
+        _OURS + b"%" * 1_000_000,
+        _OURS + b"%2%2" * 250_000,
+        _OURS + b"%2B" * 350_000,
+        _OURS + b"+" * 1_000_000,
+        b"bt_payload=AAAA&bt_signature=" + b"%26" * 350_000,
+        b"bt_signature=a%7Cb&bt_payload=" + b"A" * 1_000_000,
+        _OURS + b"AAAA&" + b"x" * 1_000_000 + b"=%ff",
+        b"&" * 1_000_000,
+    ],
+    ids=["escaped letters", "percent signs", "broken escapes", "escaped plus signs",
+         "plus signs", "long signature", "another key", "long name", "empty fields"],
+)  # fmt: skip
+def test_rejects_a_large_forged_body(body: bytes) -> None:
+    with pytest.raises(VerificationError):
+        make_provider().verify(WebhookRequest(body=body, headers={}))
+
+
+def test_rejects_a_malformed_signature_for_the_public_key_whatever_the_payload() -> None:
+    _, payload = sdk_sample("transaction_settled")
+    for hexsig in ("0" * 39, "0" * 41, "g" * 40, "A" * 40):
+        with pytest.raises(VerificationError, match="does not match"):
+            make_provider().verify(form(f"{PUBLIC_KEY}|{hexsig}", payload))
 
 
 # authentic but unusable payloads ------------------------------------------------------------

@@ -157,13 +157,36 @@ def test_each_event_of_a_batch_is_stored_as_its_own_json() -> None:
     assert b"EV0123ABCD4567" not in events[1].payload
 
 
-def test_each_payload_is_the_events_own_text_as_sent() -> None:
+def canonical(item: object) -> bytes:
+    """An event as payhook stores it: compact, ASCII-only JSON, keys in the order sent."""
+    return json.dumps(item, separators=(",", ":")).encode()
+
+
+def test_each_event_is_stored_as_its_canonical_json() -> None:
     body = load_event("gocardless", "payments_lifecycle.json")  # indented, as a person writes
     events = provider().verify(signed(body))
-    parsed = json.loads(body)["events"]
-    for verified, item in zip(events, parsed, strict=True):
-        assert verified.payload in body  # a slice of the body, not a re-encoding
-        assert json.loads(verified.payload) == item
+    assert [e.payload for e in events] == [canonical(i) for i in json.loads(body)["events"]]
+
+
+def test_an_event_stores_as_the_same_bytes_however_the_batch_spells_it() -> None:
+    data = json.loads(load_event("gocardless", "payments_lifecycle.json"))
+    data["events"][0]["details"]["description"] = "Zahlung für Bestellung 42 übermittelt"
+    spellings = [
+        json.dumps(data).encode(),
+        json.dumps(data, indent=2, ensure_ascii=False).encode(),
+        json.dumps(data, separators=(",", ":")).encode(),
+    ]
+    stored = [[(e.event_id, e.payload) for e in provider().verify(signed(b))] for b in spellings]
+    assert stored[0] == stored[1] == stored[2]
+    assert [i for i, _ in stored[0]] == ["EV0123ABCD4567", "EV0123ABCD4568", "EV0123ABCD4569"]
+    assert json.loads(stored[0][0][1]) == data["events"][0]
+
+
+def test_a_lone_surrogate_in_an_event_is_stored_as_its_escape() -> None:
+    body = b'{"events":[{"id":"EV1","resource_type":"payments","action":"paid_out","x":"\\udc80"}]}'
+    [verified] = provider().verify(signed(body))
+    assert verified.payload == body[len(b'{"events":[') : -len(b"]}")]  # ASCII, as sent
+    assert json.loads(verified.payload)["x"] == "\udc80"
 
 
 def test_a_redelivered_batch_yields_the_same_event_ids_and_payloads() -> None:
@@ -323,7 +346,7 @@ def test_agrees_with_sdk_on_valid_tampered_and_malformed_requests(
     assert ours == sdk_outcome(body, secrets, header)
 
 
-# --- the batch split reads what json.loads reads ------------------------------------------
+# --- what is accepted and stored depends only on what json.loads reads --------------------
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=6),
@@ -359,7 +382,7 @@ def outcome(body: bytes) -> object:
     except (PayloadError, VerificationError) as exc:
         return type(exc).__name__
     for verified in events:
-        assert verified.payload in body  # each payload is the event's text as sent
+        assert verified.payload == canonical(json.loads(verified.payload))  # stored canonical
     return [(e.event_id, e.event_type, json.loads(e.payload), e.occurred_at) for e in events]
 
 

@@ -205,6 +205,20 @@ def test_an_unsigned_body_that_is_not_a_classic_webhook_is_refused(body: bytes) 
         provider(allow_classic=True).verify(classic(body))
 
 
+def _escaped(text: bytes) -> bytes:
+    return "".join(f"%{b:02X}" for b in text).encode()
+
+
+def test_an_unsigned_body_longer_than_any_classic_webhook_is_refused_unparsed() -> None:
+    # The longest classic body: the longest id, every character percent-encoded.
+    longest = _escaped(b"id") + b"=" + _escaped(b"abcde_" + b"A1" * 32)
+    [verified] = provider(allow_classic=True).verify(classic(longest))
+    assert verified.event_id.startswith("abcde_A1A1")
+    for body in (longest + b"&", b"id=tr_d0b0E3EA3v" + b"&x=1" * 250_000):
+        with pytest.raises(VerificationError, match="classic"):
+            provider(allow_classic=True).verify(classic(body))
+
+
 def test_a_bad_signature_is_never_downgraded_to_a_classic_webhook() -> None:
     request = WebhookRequest(b"id=tr_d0b0E3EA3v", {"x-mollie-signature": "sha256=" + "0" * 64})
     with pytest.raises(VerificationError, match="no Mollie signature"):

@@ -111,6 +111,9 @@ class Provider(ABC):
     Options: ClassVar[type[ProviderOptions]] = ProviderOptions
     #: The shortest secret configuration may give (bytes): shorter ones are refused.
     min_secret_bytes: ClassVar[int] = 16
+    #: The largest body this provider can send, when it is far below the server's limit and
+    #: its body must be parsed before a signature can be checked (Adyen): larger is a 413.
+    max_body_bytes: ClassVar[int | None] = None
     #: HTTP status for a request that fails verification (GoCardless wants 498).
     rejection_status: ClassVar[int] = 401
     #: Event types ``payhook send`` can produce; the first is the default.

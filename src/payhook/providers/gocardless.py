@@ -1,10 +1,10 @@
 """GoCardless: ``Webhook-Signature`` is the hex HMAC-SHA256 of the raw body.
 
 One delivery carries several events (``{"events": [...], "meta": {...}}``); each becomes its own
-event, stored as its own JSON (its text as sent) and deduplicated on its ``id``. A bad signature
-gets 498 (Token Invalid), as GoCardless asks. Events name the resource (``links.payment``,
-``links.refund``) but carry no amounts or currencies, so the ledger learns states, not sums,
-from them.
+event, stored as its canonical JSON and deduplicated on its ``id``. The signature covers the raw
+body and is checked before the body is parsed. A bad signature gets 498 (Token Invalid), as
+GoCardless asks. Events name the resource (``links.payment``, ``links.refund``) but carry no
+amounts or currencies, so the ledger learns states, not sums, from them.
 """
 
 from __future__ import annotations
@@ -27,10 +27,14 @@ from payhook.providers.base import (
     iso_timestamp,
     parse_json_object,
 )
-from payhook.providers.json_batch import body_text, event_bytes, split_batch
 
 SIGNATURE_HEADER = "webhook-signature"
 K = PaymentEventKind
+
+# Compact and ASCII-only (ensure_ascii): the same event always stores as the same bytes, and a
+# lone surrogate (which JSON can carry as an escape) stays an escape, so the bytes are always
+# encodable. Built once: json.dumps with options builds a new encoder on every call.
+_CANONICAL_JSON = json.JSONEncoder(separators=(",", ":"))
 
 _PAYMENT_KINDS = {
     "payments.created": K.PENDING,
@@ -89,15 +93,7 @@ class GoCardlessProvider(HmacProvider):
     def verify(self, request: WebhookRequest) -> list[VerifiedEvent]:
         body = request.body
         verify_gocardless_signature(body, request.headers.get(SIGNATURE_HEADER), self.keys)
-        try:
-            # Strict UTF-8 as parse_json_object; each event keeps the text it was sent as.
-            data, texts = split_batch(body_text(body), "events")
-        except (ValueError, RecursionError) as exc:  # also UnicodeDecodeError
-            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else type(exc).__name__
-            raise PayloadError(f"body is not valid JSON: {reason}") from exc
-        if not isinstance(data, dict):
-            raise PayloadError(f"body must be a JSON object, got {type(data).__name__}")
-        events = data.get("events")
+        events = parse_json_object(body).get("events")
         if not isinstance(events, list):
             raise PayloadError("body.events is missing or not a list")
         verified = []
@@ -123,7 +119,7 @@ class GoCardlessProvider(HmacProvider):
                 VerifiedEvent(
                     event_id,
                     f"{resource}.{action}",
-                    event_bytes(texts[index], item),
+                    _CANONICAL_JSON.encode(item).encode(),
                     iso_timestamp(item.get("created_at")),
                 )
             )

@@ -87,7 +87,6 @@ class WebhookEndpoint:
     def __init__(self, runtime: EmbeddedRuntime) -> None:
         self.runtime = runtime
         self.ingest = runtime.ingest
-        self.limit = runtime.settings.server.body_limit_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         name = scope["path_params"]["provider"]
@@ -124,9 +123,9 @@ class WebhookEndpoint:
             return provider
         headers = _headers(scope)
         try:
-            body = await _read_body(receive, headers, self.limit)
+            body = await _read_body(receive, headers, ingest.body_limit(provider))
         except BodyTooLargeError:
-            return ingest.too_large()
+            return ingest.too_large(provider)
         delivery = _webhook_request(scope, headers, body)
         if provider.verify_blocks:
             prepared = await run_in_threadpool(ingest.prepare, name, delivery)

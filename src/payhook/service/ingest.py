@@ -111,8 +111,12 @@ class Ingest:
         except UnknownProviderError as exc:
             return problem(404, str(exc))
 
-    def too_large(self) -> Answer:
-        return problem(413, f"the body limit is {self.body_limit_bytes} bytes")
+    def body_limit(self, provider: Provider) -> int:
+        """The most a delivery for ``provider`` may send: the server's limit, or less."""
+        return min(self.body_limit_bytes, provider.max_body_bytes or self.body_limit_bytes)
+
+    def too_large(self, provider: Provider) -> Answer:
+        return problem(413, f"the body limit is {self.body_limit(provider)} bytes")
 
     def challenge(self, name: str, request: WebhookRequest) -> Answer:
         """A GET: the provider's verification challenge, or 405 (404 if unknown)."""
@@ -126,6 +130,8 @@ class Ingest:
         provider = self.route(name)
         if isinstance(provider, Answer):
             return provider
+        if len(request.body) > self.body_limit(provider):
+            return self.too_large(provider)
         try:
             return PreparedDelivery(provider, self.verify(name, request))
         except VerificationError as exc:

@@ -77,9 +77,9 @@ class Receiver:
         if isinstance(provider, Answer):
             return api.response(provider)
         try:
-            request = api.webhook_request(event, api.body_bytes(event, ingest.body_limit_bytes))
+            request = api.webhook_request(event, api.body_bytes(event, ingest.body_limit(provider)))
         except api.BodyTooLargeError:
-            return api.response(ingest.too_large())
+            return api.response(ingest.too_large(provider))
         except api.BadBodyError as exc:
             return api.response(problem(400, str(exc)))
         return api.response(ingest.receive(name, request, self.store))
