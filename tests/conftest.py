@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,8 +43,16 @@ def db_path(tmp_path: Path) -> str:
 
 
 def load_event(provider: str, name: str) -> bytes:
-    """A stored provider payload from tests/events/<provider>/<name>."""
+    """A stored test vector from tests/events/<provider>/<name> (byte-exact payloads)."""
     return (EVENTS_DIR / provider / name).read_bytes()
+
+
+def load_sample(provider_type: str, event_type: str, **values: object) -> bytes:
+    """A provider's sample as recorded (``payhook/samples``, the files ``payhook send`` signs),
+    as indented JSON bytes; ``values`` replace named placeholders."""
+    from payhook.providers.samples import sample
+
+    return (json.dumps(sample(provider_type, event_type, **values), indent=2) + "\n").encode()
 
 
 @contextlib.contextmanager

@@ -7,90 +7,40 @@ timestamps too far in the future are rejected as well as old ones.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
-import re
-import secrets as _secrets
 from typing import Any
 
 from payhook.core.model import StoredWebhook, VerifiedEvent, WebhookRequest
 from payhook.core.money import minor_amount, normalize_currency
 from payhook.core.payment import PaymentEvent, PaymentEventKind
-from payhook.errors import PayloadError, VerificationError
-from payhook.providers.base import (
-    HmacKeys,
-    HmacProvider,
-    any_signature_matches,
-    check_tolerance,
-    parse_json_object,
-    require_str,
-    unix_time,
+from payhook.core.payment import PaymentEventKind as K
+from payhook.errors import PayloadError
+from payhook.providers.base import parse_json_object, require_str, unix_time
+from payhook.providers.hmac import HmacProvider, HmacScheme, Pairs, Signed
+from payhook.providers.samples import sample, sample_types
+
+SCHEME = HmacScheme(
+    header="Stripe-Signature",
+    signed="{timestamp}.{body}",
+    listing=Pairs(",", timestamp_key="t", signature_key="v1", strip=True),
 )
-
-SIGNATURE_HEADER = "stripe-signature"
-_DIGITS = re.compile(r"[0-9]{1,12}")
-K = PaymentEventKind
-
-
-def stripe_signature(secret: str, timestamp: int, body: bytes) -> str:
-    return hmac.digest(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hex()
-
-
-def parse_signature_header(header: str) -> tuple[int, list[str]]:
-    timestamp: int | None = None
-    signatures: list[str] = []
-    for item in header.split(","):
-        key, sep, value = item.strip().partition("=")
-        if not sep:
-            continue
-        if key == "t":
-            if not _DIGITS.fullmatch(value):
-                raise VerificationError("Stripe-Signature timestamp is not a unix time")
-            timestamp = int(value)
-        elif key == "v1":
-            signatures.append(value)
-    if timestamp is None:
-        raise VerificationError("Stripe-Signature has no timestamp")
-    if not signatures:
-        raise VerificationError("Stripe-Signature has no v1 signature")
-    return timestamp, signatures
-
-
-def verify_stripe_signature(
-    body: bytes, header: str | None, keys: HmacKeys, now: float, tolerance: int
-) -> int:
-    """Verify a Stripe signature header; returns its timestamp or raises VerificationError."""
-    if not header:
-        raise VerificationError("missing Stripe-Signature header")
-    timestamp, received = parse_signature_header(header)
-    if not any_signature_matches(keys.hexdigests(f"{timestamp}.".encode() + body), received):
-        raise VerificationError("no Stripe signature matches")
-    check_tolerance(timestamp, now, tolerance)
-    return timestamp
 
 
 class StripeProvider(HmacProvider):
     type_name = "stripe"
+    scheme = SCHEME
     sample_event_types = (
         "payment_intent.succeeded",
         "payment_intent.payment_failed",
         "payment_intent.canceled",
         "payment_intent.requires_action",
+        "payment_intent.processing",
         "charge.refunded",
         "refund.created",
         "charge.dispute.created",
         "charge.dispute.closed",
     )
 
-    def verify(self, request: WebhookRequest) -> list[VerifiedEvent]:
-        verify_stripe_signature(
-            request.body,
-            request.headers.get(SIGNATURE_HEADER),
-            self.keys,
-            self.clock(),
-            self.tolerance_seconds,
-        )
+    def events(self, request: WebhookRequest, signed: Signed) -> list[VerifiedEvent]:
         event = parse_json_object(request.body)
         return [
             VerifiedEvent(
@@ -146,19 +96,6 @@ class StripeProvider(HmacProvider):
             )
         ]
 
-    def sample_request(self, event_type: str | None = None) -> WebhookRequest:
-        event_type = event_type or self.sample_event_types[0]
-        now = int(self.clock())
-        body = json.dumps(sample_event(event_type, now), separators=(",", ":")).encode()
-        signature = stripe_signature(self.config.secrets[0], now, body)
-        return WebhookRequest(
-            body=body,
-            headers={
-                "content-type": "application/json",
-                SIGNATURE_HEADER: f"t={now},v1={signature}",
-            },
-        )
-
 
 _INTENT_KINDS = {
     "payment_intent.created": K.PENDING,
@@ -197,81 +134,34 @@ def _kind(event_type: str, obj: dict[str, Any]) -> PaymentEventKind | None:
     return None
 
 
-def _rid(prefix: str) -> str:
-    return f"{prefix}_{_secrets.token_hex(12)}"
-
-
 def sample_event(
     event_type: str, now: int, payment_id: str | None = None, amount: int = 2000
 ) -> dict[str, Any]:
-    """A Stripe event shaped like the real thing (API version 2024-06-20)."""
-    pi = payment_id or _rid("pi")
-    charge = _rid("ch")
-    intent = {
-        "id": pi,
-        "object": "payment_intent",
-        "amount": amount,
-        "amount_received": amount if event_type == "payment_intent.succeeded" else 0,
-        "currency": "usd",
-        "status": {
-            "payment_intent.succeeded": "succeeded",
-            "payment_intent.payment_failed": "requires_payment_method",
-            "payment_intent.canceled": "canceled",
-            "payment_intent.requires_action": "requires_action",
-        }.get(event_type, "processing"),
-        "latest_charge": charge,
-        "livemode": False,
-        "metadata": {"order_id": "6735"},
-        "created": now - 5,
-    }
-    obj: dict[str, Any]
-    if event_type.startswith("payment_intent."):
-        obj = intent
-    elif event_type == "charge.refunded":
-        obj = {
-            "id": charge,
-            "object": "charge",
-            "amount": amount,
-            "amount_captured": amount,
-            "amount_refunded": amount,
-            "captured": True,
-            "currency": "usd",
-            "payment_intent": pi,
-            "refunded": True,
-            "status": "succeeded",
-        }
-    elif event_type in ("refund.created", "refund.updated"):
-        obj = {
-            "id": _rid("re"),
-            "object": "refund",
-            "amount": amount,
-            "charge": charge,
-            "currency": "usd",
-            "payment_intent": pi,
-            "reason": "requested_by_customer",
-            "status": "succeeded",
-        }
-    elif event_type.startswith("charge.dispute."):
-        obj = {
-            "id": _rid("dp"),
-            "object": "dispute",
-            "amount": amount,
-            "charge": charge,
-            "currency": "usd",
-            "payment_intent": pi,
-            "reason": "fraudulent",
-            "status": "needs_response" if event_type.endswith("created") else "lost",
-        }
-    else:
-        raise PayloadError(f"no Stripe sample for event type {event_type!r}")
-    return {
-        "id": _rid("evt"),
-        "object": "event",
-        "api_version": "2024-06-20",
-        "created": now,
-        "data": {"object": obj},
-        "livemode": False,
-        "pending_webhooks": 1,
-        "request": {"id": None, "idempotency_key": None},
-        "type": event_type,
-    }
+    """A Stripe event from its sample (``payhook/samples/stripe``): fresh ids, the given time,
+    ``amount`` (also the whole refunded amount of ``charge.refunded``). A type without a sample
+    of its own takes its object's (``payment_intent.created``: the succeeded intent's)."""
+    values: dict[str, Any] = {"amount": amount, "refunded": amount}
+    if payment_id is not None:
+        values["payment"] = payment_id
+    base = event_type
+    if base not in sample_types("stripe"):
+        base = next((s for f, s in _SAMPLE_FAMILIES.items() if event_type.startswith(f)), base)
+    data: dict[str, Any] = sample("stripe", base, now, **values)
+    data["type"] = event_type
+    return data
+
+
+_SAMPLE_FAMILIES = {
+    "payment_intent.": "payment_intent.succeeded",
+    "refund.": "refund.created",
+    "charge.dispute.": "charge.dispute.created",
+}
+
+
+def stripe_signature(secret: str, timestamp: int, body: bytes) -> str:
+    """The ``v1`` signature of ``body`` at ``timestamp`` (tests and benchmarks sign with it)."""
+    from payhook.providers.hmac import HmacEngine
+
+    engine = HmacEngine(SCHEME, [secret], tolerance_seconds=0, clock=lambda: 0.0)
+    header = engine.sign(body, timestamp=timestamp)["stripe-signature"]
+    return header.rpartition("v1=")[2]
