@@ -54,9 +54,7 @@ def sample_types(provider_type: str) -> list[str]:
     return sorted(name.removesuffix(".json") for name in names if name.endswith(".json"))
 
 
-def sample(
-    provider_type: str, event_type: str, now: float | None = None, **values: Any
-) -> Any:
+def sample(provider_type: str, event_type: str, now: float | None = None, **values: Any) -> Any:
     """The sample as a JSON value: as recorded, or fresh at ``now`` (see the module docstring)."""
     chosen: dict[str, Any] = dict(values)
 
@@ -68,9 +66,7 @@ def sample(
         if now is not None and kind is not None:
             chosen[name] = _generate(kind)
         elif recorded is None:
-            raise SampleError(
-                f"{provider_type}/{event_type}: {{{{{name}}}}} has no recorded value"
-            )
+            raise SampleError(f"{provider_type}/{event_type}: {{{{{name}}}}} has no recorded value")
         else:
             chosen[name] = int(recorded) if recorded.isdigit() else recorded
         return chosen[name]
