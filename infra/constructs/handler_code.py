@@ -18,6 +18,7 @@ RUNTIME_PATHS = (
     "payhook/py.typed",
     "payhook/errors.py",
     "payhook/config.py",
+    "payhook/logs.py",
     "payhook/options.py",
     "payhook/core",
     "payhook/providers",

@@ -1,6 +1,13 @@
 """Structured logs: one JSON object per line, with the ``extra`` fields a call passes.
 
-Call sites pass ids, types and reasons only; nothing here ever sees a payload or a secret.
+The one formatter of both runtimes: ``payhook serve`` writes it to stderr (``configure``),
+each Lambda to the handler the Lambda runtime installs (``runtimes/aws_lambda/logs.py``, which
+adds the service and environment). It is in the Lambda asset, so it uses the standard library
+only (Powertools' Logger would do, at the price of shipping it).
+
+Call sites pass ids, types and reasons only. An exception is written as its type and the
+frames it went through, never its message: messages of foreign exceptions may quote their
+input (a payload, a header, a setting's value), and no line may hold one.
 """
 
 from __future__ import annotations
@@ -8,29 +15,62 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import traceback
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from types import TracebackType
 from typing import Any
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+#: Set on every record by the Lambda runtime; written as ``requestId``.
+_REQUEST_ID = "aws_request_id"
+#: The innermost frames of a traceback that are written (a deep recursion has thousands).
+MAX_FRAMES = 20
 
 
 class JsonFormatter(logging.Formatter):
+    """``timestamp`` (UTC, ms), ``level``, ``logger``, ``message``, the ``static`` fields,
+    ``requestId`` on Lambda, every ``extra`` field, and ``exception`` + ``stack`` when the
+    record carries one. A field of the line is never replaced by an extra of the same name."""
+
+    def __init__(self, static: Mapping[str, str] | None = None) -> None:
+        super().__init__()
+        self.static = dict(static or {})
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(
+                timespec="milliseconds"
+            ),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
+            **self.static,
         }
+        request_id = getattr(record, _REQUEST_ID, None)
+        if request_id:
+            entry["requestId"] = request_id
         for key, value in vars(record).items():
-            if key not in _STANDARD and not key.startswith("_"):
-                entry[key] = value
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+            if key not in _STANDARD and key != _REQUEST_ID and not key.startswith("_"):
+                entry.setdefault(key, value)
+        if record.exc_info and record.exc_info[0] is not None:
+            entry["exception"] = record.exc_info[0].__name__
+            entry["stack"] = _frames(record.exc_info[2])
+        return json.dumps(entry, default=str, separators=(",", ":"))
+
+
+def _frames(tb: TracebackType | None) -> list[str]:
+    """``module:line in function`` of each frame, innermost last; no source, no values."""
+    frames = list(traceback.walk_tb(tb))[-MAX_FRAMES:]
+    return [
+        f"{frame.f_globals.get('__name__', frame.f_code.co_filename)}:{line} in"
+        f" {frame.f_code.co_name}"
+        for frame, line in frames
+    ]
 
 
 def configure(level: int = logging.INFO) -> None:
-    """Send payhook's logs to stderr as JSON lines."""
+    """Send payhook's logs to stderr as JSON lines (the embedded runtime)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     logger = logging.getLogger("payhook")

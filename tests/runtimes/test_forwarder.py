@@ -1,44 +1,38 @@
 """The outbox forwarder against a real HTTP receiver on 127.0.0.1 that verifies signatures
-with the ``standardwebhooks`` reference library; failures, backoff and giving up run on an
-injected clock (started at the real time, since the library checks timestamps against it)."""
+with the ``standardwebhooks`` reference library, or ``httpx.MockTransport`` where a socket
+adds nothing; failures, backoff and giving up run on an injected clock (started at the real
+time, since the library checks timestamps against it). The outbox's own rules (claims,
+leases, failed rows and retries) are tested in tests/backends/sqlite/test_outbox.py."""
 
 from __future__ import annotations
 
 import json
 import logging
 import socket
-import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import closing
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from payhook.backends.sqlite import (
-    GroupCommitWriter,
-    SqliteStore,
-    Transaction,
-    connect,
-    initialize,
-)
+from payhook.backends.sqlite import GroupCommitWriter, SqliteStore, initialize
 from payhook.config import OutboxSettings
-from payhook.core.model import WebhookRequest
 from payhook.errors import ConfigError
-from payhook.providers.base import ProviderConfig
-from payhook.providers.stripe import StripeProvider, sample_event, stripe_signature
-from payhook.runtimes.forwarder import HttpPost, OutboxForwarder, urllib_post
-from payhook.service.ingest import Ingest
+from payhook.runtimes.forwarder import OutboxForwarder
 from payhook.service.process import Processor
-from tests.conftest import FakeClock
+from tests.backends.sqlite.helpers import stored, stripe_provider
+from tests.backends.sqlite.test_outbox import outbox_row, publish
+from tests.conftest import FakeClock, running_runtime
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 OTHER_SECRET = "whsec_YSBkaWZmZXJlbnQga2V5IG9mIDI0IGJ5"
-STRIPE_SECRET = "whsec_stripe_for_forwarder_tests"
+UNROUTABLE = "http://127.0.0.1:9/hook"  # never reached: these tests use a MockTransport
 WAIT = 10.0  # upper bound for a thread handshake; never a measured threshold
 
 
@@ -54,7 +48,6 @@ class Received:
 class Receiver:
     """Records each POST, verifies it, answers with the queued statuses, then 204."""
 
-    secret: str
     url: str = ""
     statuses: list[int] = field(default_factory=list)
     requests: list[Received] = field(default_factory=list)
@@ -65,7 +58,7 @@ class Receiver:
         body = handler.rfile.read(int(handler.headers.get("content-length", "0")))
         headers = {k.lower(): v for k, v in handler.headers.items()}
         try:
-            Webhook(self.secret).verify(body, headers)
+            Webhook(SECRET).verify(body, headers)
             verified = True
         except WebhookVerificationError:
             verified = False
@@ -83,7 +76,7 @@ class Receiver:
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    state = Receiver(SECRET)
+    state = Receiver()
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
@@ -119,7 +112,6 @@ def forwarder(
     path: str,
     url: str,
     clock: FakeClock,
-    http_post: HttpPost = urllib_post,
     *,
     secret: str = SECRET,
     max_attempts: int = 10,
@@ -127,43 +119,24 @@ def forwarder(
 ) -> OutboxForwarder:
     options.setdefault("jitter", lambda: 1.0)
     settings = OutboxSettings(forward_url=url, secret=secret, max_attempts=max_attempts)
-    return OutboxForwarder(path, settings, clock, http_post, **options)
+    return OutboxForwarder(path, settings, clock, **options)
 
 
-def publish(path: str, event_id: str, at: float, marker: str = "") -> dict[str, Any]:
-    """An outbox row as SqliteStore.commit writes it."""
-    event = {"id": event_id, "type": "payment.updated", "payment": {"status": "succeeded"}}
-    if marker:
-        event["note"] = marker
-    with closing(connect(path)) as conn, Transaction(conn):
-        conn.execute(
-            "INSERT INTO outbox (event_id, body, created_at, next_attempt_at) VALUES (?, ?, ?, ?)",
-            (event_id, json.dumps(event), at, at),
-        )
-    return event
-
-
-def outbox_row(path: str, event_id: str) -> sqlite3.Row:
-    with closing(connect(path)) as conn:
-        query = "SELECT * FROM outbox WHERE event_id = ?"
-        row: sqlite3.Row | None = conn.execute(query, (event_id,)).fetchone()
-    assert row is not None
-    return row
-
-
-class FakePost:
-    """An in-memory endpoint: answers with queued statuses (or raises queued errors)."""
+class Endpoint:
+    """An in-memory receiver for ``httpx.MockTransport``: answers with queued statuses, or
+    raises queued errors (as the transport would for a connection that failed)."""
 
     def __init__(self, *answers: int | BaseException) -> None:
         self.answers = list(answers)
         self.sent: list[str] = []
+        self.transport = httpx.MockTransport(self)
 
-    def __call__(self, url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> int:
-        self.sent.append(headers["webhook-id"])
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.sent.append(request.headers["webhook-id"])
         answer = self.answers.pop(0) if self.answers else 200
         if isinstance(answer, BaseException):
             raise answer
-        return answer
+        return httpx.Response(answer)
 
 
 # delivery ------------------------------------------------------------------------------
@@ -172,37 +145,56 @@ class FakePost:
 def test_delivers_a_published_event_signed_with_standard_webhooks(
     database: str, receiver: Receiver, real_time_clock: FakeClock
 ) -> None:
-    stripe = StripeProvider(ProviderConfig("stripe", "stripe", (STRIPE_SECRET,)), real_time_clock)
-    now = int(real_time_clock())
-    body = json.dumps(sample_event("payment_intent.succeeded", now, payment_id="pi_1")).encode()
-    request = WebhookRequest(
-        body=body,
-        headers={"stripe-signature": f"t={now},v1={stripe_signature(STRIPE_SECRET, now, body)}"},
-    )
-    [webhook] = Ingest({"stripe": stripe}, real_time_clock).verify("stripe", request)
+    webhook = stored(real_time_clock, payment_id="pi_1")
     writer = GroupCommitWriter(database)
     writer.start()
     writer.store([webhook])
-    writer.stop()
-    store = SqliteStore(database)
-    Processor({"stripe": stripe}, store, real_time_clock).process(webhook.webhook_id)
+    store = SqliteStore(database, writer=writer)
+    Processor({"stripe": stripe_provider(real_time_clock)}, store, real_time_clock).process(
+        webhook.webhook_id
+    )
     published = json.loads(store.conn.execute("SELECT body FROM outbox").fetchone()[0])
     store.close()
+    sender = forwarder(database, receiver.url, real_time_clock, writer=writer)
 
-    report = forwarder(database, receiver.url, real_time_clock).deliver_due()
+    report = sender.deliver_due()
 
+    writer.stop()
+    sender.close()
     assert (report.delivered, report.retrying, report.gave_up) == (1, 0, 0)
     [received] = receiver.requests
     assert received.verified
     assert received.path == "/hook"
     assert received.headers["webhook-id"] == published["id"]
-    assert received.headers["webhook-timestamp"] == str(now)
+    assert received.headers["webhook-timestamp"] == str(int(real_time_clock()))
     assert received.headers["content-type"] == "application/json"
     assert json.loads(received.body) == published
     row = outbox_row(database, published["id"])
-    assert (row["delivered_at"], row["attempts"], row["last_error"]) == (now, 1, None)
+    assert (row["delivered_at"], row["attempts"], row["last_error"]) == (real_time_clock(), 1, None)
     assert forwarder(database, receiver.url, real_time_clock).deliver_due().attempted == 0
     assert len(receiver.requests) == 1
+
+
+def test_the_embedded_runtime_forwards_what_processing_publishes(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    with running_runtime(
+        tmp_path,
+        server={"workers": 1},
+        processing={"poll_interval_seconds": 0.01},
+        outbox={"forward_url": receiver.url, "secret": SECRET},
+        providers={"stripe": {"secrets": ["whsec_runtime_forwarding"]}},
+    ) as runtime:
+        assert runtime.forwarder is not None
+        assert runtime.forwarder.writer is runtime.writer  # its writes share the writer's
+        request = runtime.providers["stripe"].sample_request("payment_intent.succeeded")
+        runtime.writer.store(runtime.ingest.verify("stripe", request))
+        assert receiver.arrived.wait(WAIT)
+    [received] = receiver.requests
+    assert received.verified
+    event = json.loads(received.body)
+    assert event["type"] == "payment.updated"
+    assert outbox_row(runtime.path, event["id"])["delivered_at"] is not None
 
 
 def test_a_receiver_that_rejects_the_signature_gets_the_event_again_later(
@@ -244,12 +236,12 @@ def test_backoff_doubles_up_to_the_cap_with_jitter_between_half_and_all(
     database: str, clock: FakeClock, jitter: float, delays: list[float]
 ) -> None:
     publish(database, "pe_1", clock())
-    down = FakePost(*[ConnectionRefusedError("refused")] * 6)
+    down = Endpoint(*[httpx.ConnectError("refused")] * 6)
     sender = forwarder(
         database,
-        "http://127.0.0.1:9/hook",
+        UNROUTABLE,
         clock,
-        down,
+        transport=down.transport,
         backoff_base_seconds=1,
         backoff_max_seconds=10,
         jitter=lambda: jitter,
@@ -261,15 +253,15 @@ def test_backoff_doubles_up_to_the_cap_with_jitter_between_half_and_all(
         observed.append(due - clock())
         clock.now = due
     assert observed == delays
-    assert outbox_row(database, "pe_1")["last_error"] == "ConnectionRefusedError: refused"
+    assert outbox_row(database, "pe_1")["last_error"] == "ConnectError: refused"
 
 
-def test_gives_up_after_max_attempts_and_keeps_the_row_visible(
+def test_gives_up_after_max_attempts_until_an_operator_retries(
     database: str, clock: FakeClock
 ) -> None:
     publish(database, "pe_1", clock())
-    post = FakePost(503, 503, 503)
-    sender = forwarder(database, "http://127.0.0.1:9/hook", clock, post, max_attempts=3)
+    endpoint = Endpoint(503, 503, 503)
+    sender = forwarder(database, UNROUTABLE, clock, transport=endpoint.transport, max_attempts=3)
     reports = []
     for _ in range(3):
         reports.append(sender.deliver_due())
@@ -278,15 +270,15 @@ def test_gives_up_after_max_attempts_and_keeps_the_row_visible(
     row = outbox_row(database, "pe_1")
     assert (row["delivered_at"], row["attempts"]) == (None, 3)
     assert row["last_error"] == "gave up after 3 attempts: HTTP 503"
-    assert [(f.event_id, f.attempts) for f in sender.failed()] == [("pe_1", 3)]
+    assert [(f.event_id, f.attempts) for f in sender.outbox.failed()] == [("pe_1", 3)]
 
     clock.advance(86400 * 30)
     assert sender.deliver_due().attempted == 0
-    assert post.sent == ["pe_1"] * 3
+    assert endpoint.sent == ["pe_1"] * 3
 
-    assert sender.retry_failed() == 1
+    assert sender.outbox.retry() == ["pe_1"]
     assert sender.deliver_due().delivered == 1
-    assert sender.failed() == []
+    assert sender.outbox.failed() == []
     assert outbox_row(database, "pe_1")["delivered_at"] == clock()
 
 
@@ -297,7 +289,7 @@ def test_a_refused_connection_is_a_failed_attempt(database: str, clock: FakeCloc
     publish(database, "pe_1", clock())
     report = forwarder(database, f"http://127.0.0.1:{port}/hook", clock).deliver_due()
     assert report.retrying == 1
-    assert outbox_row(database, "pe_1")["last_error"].startswith("URLError")
+    assert outbox_row(database, "pe_1")["last_error"].startswith("ConnectError")
 
 
 def test_a_receiver_slower_than_the_timeout_is_a_failed_attempt(
@@ -307,7 +299,7 @@ def test_a_receiver_slower_than_the_timeout_is_a_failed_attempt(
     publish(database, "pe_1", real_time_clock())
     sender = forwarder(database, receiver.url, real_time_clock, timeout_seconds=0.2)
     assert sender.deliver_due().retrying == 1
-    assert "timed out" in outbox_row(database, "pe_1")["last_error"]
+    assert outbox_row(database, "pe_1")["last_error"] == "ReadTimeout: timed out"
 
 
 @pytest.mark.parametrize("status", [302, 307])
@@ -325,26 +317,25 @@ def test_deliver_due_sends_at_most_the_limit(database: str, clock: FakeClock) ->
     for index in range(3):
         publish(database, f"pe_{index}", clock() + index)
     clock.advance(10)
-    post = FakePost()
-    sender = forwarder(database, "http://127.0.0.1:9/hook", clock, post)
+    endpoint = Endpoint()
+    sender = forwarder(database, UNROUTABLE, clock, transport=endpoint.transport)
     assert sender.deliver_due(limit=2).delivered == 2
     assert sender.deliver_due(limit=2).delivered == 1
-    assert post.sent == ["pe_0", "pe_1", "pe_2"]  # oldest first
+    assert endpoint.sent == ["pe_0", "pe_1", "pe_2"]  # oldest first
 
 
 def test_a_claimed_row_is_not_sent_by_a_second_forwarder(database: str, clock: FakeClock) -> None:
     publish(database, "pe_1", clock())
     reports = []
 
-    def slow_post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> int:
+    def slow(request: httpx.Request) -> httpx.Response:
         # While this request is in flight, another forwarder looks for due rows.
-        reports.append(forwarder(database, url, clock, FakePost()).deliver_due())
-        return 200
+        other = forwarder(database, UNROUTABLE, clock, transport=Endpoint().transport)
+        reports.append(other.deliver_due())
+        return httpx.Response(200)
 
-    assert (
-        forwarder(database, "http://127.0.0.1:9/hook", clock, slow_post).deliver_due().delivered
-        == 1
-    )
+    sender = forwarder(database, UNROUTABLE, clock, transport=httpx.MockTransport(slow))
+    assert sender.deliver_due().delivered == 1
     assert [r.attempted for r in reports] == [0]
 
 
@@ -357,13 +348,15 @@ def test_a_crash_during_the_request_sends_the_row_again_after_the_lease(
 ) -> None:
     publish(database, "pe_1", clock())
     with pytest.raises(Crash):
-        forwarder(database, "http://127.0.0.1:9/hook", clock, FakePost(Crash())).deliver_due()
-    post = FakePost()
-    restarted = forwarder(database, "http://127.0.0.1:9/hook", clock, post, timeout_seconds=5)
+        forwarder(database, UNROUTABLE, clock, transport=Endpoint(Crash()).transport).deliver_due()
+    endpoint = Endpoint()
+    restarted = forwarder(
+        database, UNROUTABLE, clock, transport=endpoint.transport, timeout_seconds=5
+    )
     assert restarted.deliver_due().attempted == 0
     clock.advance(2 * 10.0)  # the crashed forwarder's lease: twice its (default) timeout
     assert restarted.deliver_due().delivered == 1
-    assert post.sent == ["pe_1"]
+    assert endpoint.sent == ["pe_1"]
 
 
 def test_run_delivers_until_stopped(
@@ -390,15 +383,18 @@ def test_never_logs_or_stores_the_body(
     marker = "card-4242-must-stay-out-of-logs"
     publish(database, "pe_1", clock(), marker)
     publish(database, "pe_2", clock(), marker)
-    flaky = FakePost(ConnectionResetError("reset by peer"), 500)
-    sender = forwarder(database, "http://127.0.0.1:9/hook", clock, flaky)
+    flaky = Endpoint(httpx.ReadError("reset by peer"), 500)
+    sender = forwarder(database, UNROUTABLE, clock, transport=flaky.transport)
     with caplog.at_level(logging.DEBUG, logger="payhook"):
         sender.deliver_due()
         clock.advance(60)
         sender.deliver_due()
-    assert caplog.records  # failures and deliveries are logged...
+    assert {r.getMessage() for r in caplog.records} == {
+        "event forwarding failed",
+        "event forwarded",
+    }
     logged = " ".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
-    assert marker not in logged  # ...by event id and reason only
+    assert marker not in logged  # logged by event id and reason only
     for event_id in ("pe_1", "pe_2"):
         assert marker not in (outbox_row(database, event_id)["last_error"] or "")
 
@@ -428,21 +424,17 @@ def test_refuses_a_missing_or_malformed_secret(
     database: str, clock: FakeClock, secret: str
 ) -> None:
     with pytest.raises(ConfigError, match="secret"):
-        forwarder(database, "http://127.0.0.1:9/hook", clock, secret=secret)
-
-
-def test_the_default_client_refuses_non_http_urls() -> None:
-    with pytest.raises(ConfigError):
-        urllib_post("file:///etc/passwd", b"{}", {}, 1.0)
+        forwarder(database, UNROUTABLE, clock, secret=secret)
 
 
 def test_https_urls_are_accepted(database: str, clock: FakeClock) -> None:
     sent: list[str] = []
 
-    def post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> int:
-        sent.append(url)
-        return 200
+    def record(request: httpx.Request) -> httpx.Response:
+        sent.append(str(request.url))
+        return httpx.Response(200)
 
     publish(database, "pe_1", clock())
-    forwarder(database, "https://hooks.example.test/in", clock, post).deliver_due()
+    transport = httpx.MockTransport(record)
+    forwarder(database, "https://hooks.example.test/in", clock, transport=transport).deliver_due()
     assert sent == ["https://hooks.example.test/in"]

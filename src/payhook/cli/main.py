@@ -19,11 +19,12 @@ from payhook.cli import render
 from payhook.config import Settings, load_settings
 from payhook.core.audit import head_message
 from payhook.core.ledger import PaymentRecord
-from payhook.core.model import StoredWebhook, WebhookStatus, webhook_id_for
+from payhook.core.model import StoredWebhook, WebhookStatus
 from payhook.core.money import format_minor
 from payhook.errors import NotFoundError, PayhookError
 from payhook.providers import build_providers
 from payhook.service.audit import verify_log
+from payhook.service.ingest import Answer, Ingest
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -152,9 +153,11 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_send(settings: Settings, args: argparse.Namespace) -> int:
-    providers = build_providers(settings.providers)
-    provider = providers.get(args.provider)
-    if provider is None:
+    ingest = Ingest(
+        build_providers(settings.providers), body_limit_bytes=settings.server.body_limit_bytes
+    )
+    provider = ingest.route(args.provider)
+    if isinstance(provider, Answer):
         raise NotFoundError(f"no provider named {args.provider!r} in {settings.source}")
     if (
         args.event_type
@@ -163,13 +166,20 @@ def cmd_send(settings: Settings, args: argparse.Namespace) -> int:
     ):
         known = ", ".join(provider.sample_event_types)
         raise PayhookError(f"no {provider.type_name} sample for {args.event_type!r}; try: {known}")
-    request = provider.sample_request(args.event_type)
-    events = provider.verify(request)
     url = args.url or (
         f"http://{settings.server.host}:{settings.server.port}/webhook/{args.provider}"
     )
     if not url.startswith(("http://", "https://")):
         raise PayhookError(f"--url must be http or https, got {url!r}")
+    request = provider.sample_request(args.event_type)
+    # Verified and split by the delivery flow the server runs: the events reported below are
+    # the rows a server with this configuration stores.
+    prepared = ingest.prepare(args.provider, request)
+    if isinstance(prepared, Answer):
+        raise PayhookError(
+            f"the {args.provider} sample is refused by its own configuration"
+            f" ({prepared.status}): {prepared.body.decode(errors='replace')}"
+        )
     http_request = urllib.request.Request(  # noqa: S310 - scheme checked above
         url, data=request.body, headers=request.headers, method="POST"
     )
@@ -183,22 +193,14 @@ def cmd_send(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     print(f"POST {url} -> {status}")
     print(body.decode(errors="replace"))
-    for event in events:
-        webhook = StoredWebhook(
-            webhook_id_for(provider.name, event.event_id),
-            provider.name,
-            provider.type_name,
-            event.event_id,
-            event.event_type,
-            event.payload,
-            received_at=0.0,
-            occurred_at=event.occurred_at,
-        )
-        payment_ids = sorted({p.payment_id for p in provider.payment_events(webhook)})
+    if not 200 <= status < 300:
+        return 1  # nothing was acknowledged: there are no events to report
+    for webhook in prepared.webhooks:
+        payments = sorted({p.payment_id for p in prepared.provider.payment_events(webhook)})
         print(
-            f"event {event.event_id} ({event.event_type}) payment: {', '.join(payment_ids) or '-'}"
+            f"event {webhook.event_id} ({webhook.event_type}) payment: {', '.join(payments) or '-'}"
         )
-    return 0 if 200 <= status < 300 else 1
+    return 0
 
 
 def cmd_webhooks(store: SqliteStore, args: argparse.Namespace) -> int:

@@ -53,9 +53,10 @@ class EmbeddedRuntime:
         # The audit chain is authenticated with a key from the configuration, never stored in
         # the database: without one, nothing starts.
         self.audit_key = embedded_chain_key(settings.audit.key, "payhook serve")
-        # Built here so a bad outbox URL or secret fails before anything starts.
+        # Built here so a bad outbox URL or secret fails before anything starts; its writes
+        # go through the writer like every other write.
         self.forwarder = (
-            OutboxForwarder(self.path, settings.outbox, clock)
+            OutboxForwarder(self.path, settings.outbox, clock, writer=self.writer)
             if settings.outbox.forward_url
             else None
         )

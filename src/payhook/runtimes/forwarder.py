@@ -1,33 +1,32 @@
-"""Forward published canonical events from the outbox table to a URL, as Standard Webhooks.
+"""Forward published canonical events from the outbox to a URL, as Standard Webhooks.
 
-Each undelivered row is POSTed to ``outbox.forward_url`` with ``webhook-id`` (the canonical
-event id), ``webhook-timestamp`` and ``webhook-signature`` headers. A 2xx marks it delivered;
-anything else (status, redirect, timeout, refused connection) schedules a retry with
-exponential backoff and jitter. After ``max_attempts`` failures the row stays in the table,
-undelivered, with ``attempts = max_attempts`` and ``last_error`` starting with ``gave up``:
-``failed()`` lists those rows and ``retry_failed()`` sends them again.
+Each due row is POSTed to ``outbox.forward_url`` with ``webhook-id`` (the canonical event id),
+``webhook-timestamp`` and ``webhook-signature`` headers. A 2xx marks it delivered; anything
+else (status, redirect, timeout, refused connection) schedules a retry with exponential
+backoff and jitter. After ``max_attempts`` failures the row is given up on and stays in the
+table (``SqliteOutbox.failed`` lists those rows, ``SqliteOutbox.retry`` sends them again).
 
-Delivery is at least once: a row is claimed (its next attempt pushed past the request timeout)
-before it is sent and marked after, so a crash in between sends it again later; receivers drop
-repeats by ``webhook-id``. Rows may arrive out of order (a failing row backs off while later
-ones go); ``payment.version`` in the body orders them.
+Delivery is at least once: a row is claimed (leased past the request's timeouts) before it is
+sent and marked after, so a crash in between sends it again later; receivers drop repeats by
+``webhook-id``. Rows may arrive out of order (a failing row backs off while later ones go);
+``payment.version`` in the body orders them. The outbox's writes go through the single writer
+when the runtime passes one.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-import sqlite3
 import threading
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
-from payhook.backends.sqlite.schema import Transaction, connect
+import httpx
+
+from payhook.backends.sqlite.outbox import SqliteOutbox
+from payhook.backends.sqlite.schema import WriteExecutor
 from payhook.config import OutboxSettings
 from payhook.core.clock import Clock, system_clock
 from payhook.errors import ConfigError
@@ -35,31 +34,7 @@ from payhook.providers.standard import decode_secret, standard_signature
 
 log = logging.getLogger("payhook.forwarder")
 
-#: ``http_post(url, body, headers, timeout_seconds) -> HTTP status``; raises when no response.
-HttpPost = Callable[[str, bytes, Mapping[str, str], float], int]
-
-_RESPONSE_READ_LIMIT = 64 * 1024
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """A signed event goes to the configured URL only: a redirect is a failed delivery."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-def urllib_post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> int:
-    """POST with the standard library; returns the status, following no redirect."""
-    _check_url(url)  # urllib would also open file: and ftp: URLs
-    opener = urllib.request.build_opener(_NoRedirect)
-    request = urllib.request.Request(url, data=body, headers=dict(headers), method="POST")  # noqa: S310
-    try:
-        with opener.open(request, timeout=timeout) as response:
-            response.read(_RESPONSE_READ_LIMIT)
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        exc.close()
-        return int(exc.code)
+_ERROR_LENGTH = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,14 +46,6 @@ class DeliveryReport:
     @property
     def attempted(self) -> int:
         return self.delivered + self.retrying + self.gave_up
-
-
-@dataclass(frozen=True, slots=True)
-class FailedDelivery:
-    event_id: str
-    attempts: int
-    last_error: str
-    created_at: float
 
 
 def _check_url(url: str) -> str:
@@ -96,15 +63,18 @@ def _check_url(url: str) -> str:
 
 
 class OutboxForwarder:
-    """Delivers the outbox of one SQLite database; ``run`` in a thread, or ``deliver_due``."""
+    """Delivers the outbox of one SQLite database; ``run`` in a thread, or ``deliver_due``.
+
+    ``transport`` replaces httpx's network transport (``httpx.MockTransport`` in tests)."""
 
     def __init__(
         self,
         path: str | Path,
         settings: OutboxSettings,
         clock: Clock = system_clock,
-        http_post: HttpPost = urllib_post,
         *,
+        writer: WriteExecutor | None = None,
+        transport: httpx.BaseTransport | None = None,
         timeout_seconds: float = 10.0,
         backoff_base_seconds: float = 5.0,
         backoff_max_seconds: float = 3600.0,
@@ -122,24 +92,46 @@ class OutboxForwarder:
         self.path = path
         self.max_attempts = settings.max_attempts
         self.clock = clock
-        self.http_post = http_post
+        self.writer = writer
+        self.transport = transport
         self.timeout_seconds = timeout_seconds
         self.backoff_base_seconds = backoff_base_seconds
         self.backoff_max_seconds = backoff_max_seconds
         self.poll_interval_seconds = poll_interval_seconds
         self.jitter = jitter
-        self._conn: sqlite3.Connection | None = None
+        # Opened on first use, not here: the runtime builds the forwarder before it has
+        # locked and migrated the database.
+        self._outbox: SqliteOutbox | None = None
+        self._client: httpx.Client | None = None
 
     @property
-    def conn(self) -> sqlite3.Connection:
-        if self._conn is None:
-            self._conn = connect(self.path)
-        return self._conn
+    def outbox(self) -> SqliteOutbox:
+        if self._outbox is None:
+            self._outbox = SqliteOutbox(
+                self.path, max_attempts=self.max_attempts, clock=self.clock, writer=self.writer
+            )
+        return self._outbox
+
+    @property
+    def client(self) -> httpx.Client:
+        if self._client is None:
+            self._client = httpx.Client(
+                transport=self.transport,
+                # Every phase bounded: a receiver that stops answering costs one timeout.
+                timeout=httpx.Timeout(self.timeout_seconds),
+                # A signed event goes to the configured URL only: a redirect is a failure.
+                follow_redirects=False,
+                headers={"user-agent": "payhook-outbox"},
+            )
+        return self._client
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        if self._outbox is not None:
+            self._outbox.close()
+            self._outbox = None
 
     def run(self, stop_event: threading.Event) -> None:
         """Deliver until ``stop_event`` is set; waits only when nothing is due.
@@ -159,56 +151,36 @@ class OutboxForwarder:
         """Attempt up to ``limit`` rows whose next attempt is due."""
         delivered = retrying = gave_up = 0
         for _ in range(limit):
-            claimed = self._claim()
+            # The lease outlasts the request (connect, then the response), so no other
+            # forwarder sends the row meanwhile.
+            claimed = self.outbox.claim(lease_seconds=2 * self.timeout_seconds)
             if claimed is None:
                 break
-            event_id, body, attempts = claimed
-            failure = self._send(event_id, body)
+            failure = self._send(claimed.event_id, claimed.body)
             if failure is None:
-                self._mark_delivered(event_id)
+                self.outbox.mark_delivered(claimed.event_id)
+                log.info("event forwarded", extra={"event_id": claimed.event_id})
                 delivered += 1
-            elif self._mark_failed(event_id, attempts + 1, *failure):
+                continue
+            reason, error = failure
+            delay = self.backoff(claimed.attempts + 1)
+            attempt = self.outbox.record_failure(claimed.event_id, error, delay)
+            if attempt is None:  # delivered or removed meanwhile: nothing left to retry
+                continue
+            log.warning(
+                "event forwarding failed",
+                extra={
+                    "event_id": claimed.event_id,
+                    "attempts": attempt.attempts,
+                    "gave_up": attempt.gave_up,
+                    "reason": reason,
+                },
+            )
+            if attempt.gave_up:
                 gave_up += 1
             else:
                 retrying += 1
         return DeliveryReport(delivered, retrying, gave_up)
-
-    def failed(self) -> list[FailedDelivery]:
-        rows = self.conn.execute(
-            "SELECT event_id, attempts, last_error, created_at FROM outbox"
-            " WHERE delivered_at IS NULL AND attempts >= ? ORDER BY created_at, event_id",
-            (self.max_attempts,),
-        ).fetchall()
-        return [FailedDelivery(*row) for row in rows]
-
-    def retry_failed(self) -> int:
-        """Give every row that was given up on a fresh set of attempts, due now."""
-        with Transaction(self.conn) as conn:
-            return conn.execute(
-                "UPDATE outbox SET attempts = 0, next_attempt_at = ?"
-                " WHERE delivered_at IS NULL AND attempts >= ?",
-                (self.clock(), self.max_attempts),
-            ).rowcount
-
-    # internals -------------------------------------------------------------------------
-
-    def _claim(self) -> tuple[str, str, int] | None:
-        now = self.clock()
-        with Transaction(self.conn) as conn:
-            row = conn.execute(
-                "SELECT event_id, body, attempts FROM outbox WHERE delivered_at IS NULL"
-                " AND next_attempt_at <= ? AND attempts < ?"
-                " ORDER BY next_attempt_at, created_at, event_id LIMIT 1",
-                (now, self.max_attempts),
-            ).fetchone()
-            if row is None:
-                return None
-            # The lease outlasts the request, so no other forwarder sends the row meanwhile.
-            conn.execute(
-                "UPDATE outbox SET next_attempt_at = ? WHERE event_id = ?",
-                (now + 2 * self.timeout_seconds, row["event_id"]),
-            )
-        return row["event_id"], row["body"], row["attempts"]
 
     def _send(self, event_id: str, body: str) -> tuple[str, str] | None:
         """POST one event; None on a 2xx, else (reason, detail), neither holding the body."""
@@ -216,48 +188,21 @@ class OutboxForwarder:
         timestamp = int(self.clock())
         headers = {
             "content-type": "application/json",
-            "user-agent": "payhook-outbox",
             "webhook-id": event_id,
             "webhook-timestamp": str(timestamp),
             "webhook-signature": standard_signature(self.key, event_id, timestamp, data),
         }
         try:
-            status = self.http_post(self.url, data, headers, self.timeout_seconds)
-        except Exception as exc:  # any failure to get a response is a failed attempt
-            return type(exc).__name__, f"{type(exc).__name__}: {exc}"[:200]
+            # Streamed and never read: the status is the whole answer, and a receiver that
+            # sends a large or endless body cannot hold the forwarder or fill its memory.
+            with self.client.stream("POST", self.url, content=data, headers=headers) as response:
+                status = response.status_code
+        except Exception as exc:
+            # No answer (refused, reset, timed out, bad TLS, a header httpx cannot encode...):
+            # whatever the cause, it counts as an attempt, so a row that can never be sent
+            # is given up on after max_attempts instead of retried forever uncounted.
+            return type(exc).__name__, f"{type(exc).__name__}: {exc}"[:_ERROR_LENGTH]
         return None if 200 <= status < 300 else (f"HTTP {status}", f"HTTP {status}")
-
-    def _mark_delivered(self, event_id: str) -> None:
-        with Transaction(self.conn) as conn:
-            conn.execute(
-                "UPDATE outbox SET delivered_at = ?, attempts = attempts + 1, last_error = NULL"
-                " WHERE event_id = ?",
-                (self.clock(), event_id),
-            )
-        log.info("event forwarded", extra={"event_id": event_id})
-
-    def _mark_failed(self, event_id: str, attempts: int, reason: str, error: str) -> bool:
-        """Record a failed attempt; returns True when that was the last one."""
-        now = self.clock()
-        gave_up = attempts >= self.max_attempts
-        if gave_up:
-            error = f"gave up after {attempts} attempts: {error}"
-        with Transaction(self.conn) as conn:
-            conn.execute(
-                "UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ?"
-                " WHERE event_id = ?",
-                (attempts, now if gave_up else now + self.backoff(attempts), error, event_id),
-            )
-        log.warning(
-            "event forwarding failed",
-            extra={
-                "event_id": event_id,
-                "attempts": attempts,
-                "gave_up": gave_up,
-                "reason": reason,
-            },
-        )
-        return gave_up
 
     def backoff(self, attempts: int) -> float:
         """Delay after the ``attempts``-th failure: doubling from the base, capped, with
