@@ -47,7 +47,7 @@ def load_event(provider: str, name: str) -> bytes:
     return (EVENTS_DIR / provider / name).read_bytes()
 
 
-def load_sample(provider_type: str, event_type: str, **values: object) -> bytes:
+def load_sample(provider_type: str, event_type: str, **values: Any) -> bytes:
     """A provider's sample as recorded (``payhook/samples``, the files ``payhook send`` signs),
     as indented JSON bytes; ``values`` replace named placeholders."""
     from payhook.providers.samples import sample

@@ -16,8 +16,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from payhook.core.clock import Clock
 from payhook.core.model import WebhookRequest
-from payhook.providers.paypal import ALGORITHM, sign_paypal
+from payhook.providers.base import ProviderConfig
+from payhook.providers.paypal import PayPalProvider, PayPalSampleSigner, TrustStore
 from payhook.providers.paypal.certificates import Deadline
 
 CERT_URL = "https://api.paypal.com/v1/notifications/certs/CERT-360caa42-fca2a594-test0001"
@@ -160,15 +162,19 @@ def delivery(
     transmission_id: str = "1c6772d0-5106-11ef-9b66-89f3f924d48a",
     cert_url: str = CERT_URL,
 ) -> WebhookRequest:
-    """A delivery signed the way PayPal signs, with ``key``."""
-    return WebhookRequest(
-        body=body,
-        headers={
-            "content-type": "application/json",
-            "paypal-auth-algo": ALGORITHM,
-            "paypal-cert-url": cert_url,
-            "paypal-transmission-id": transmission_id,
-            "paypal-transmission-sig": sign_paypal(key, transmission_id, time, webhook_id, body),
-            "paypal-transmission-time": time,
-        },
+    """A delivery signed the way PayPal signs, with ``key`` (by the package's sample signer)."""
+    return PayPalSampleSigner(key, cert_url).request(body, webhook_id, time, transmission_id)
+
+
+def provider_with_test_pki(config: ProviderConfig, clock: Clock) -> PayPalProvider:
+    """A PayPal provider as configured whose samples verify, no network involved: it trusts
+    the test CA, fetches the test leaf from CERT_URL in memory and signs with the leaf's key
+    (how the provider contract, ``test_contract.py``, can build one)."""
+    ca = make_ca(rsa_key(0))
+    return PayPalProvider(
+        config,
+        clock,
+        trust_store=TrustStore([ca]),
+        fetcher=FakeFetcher({CERT_URL: pem(make_leaf(ca, rsa_key(0), rsa_key(1)))}),
+        sample_signer=PayPalSampleSigner(rsa_key(1), CERT_URL),
     )

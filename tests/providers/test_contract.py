@@ -21,6 +21,7 @@ from payhook.providers import Provider, ProviderConfig, provider_class
 from payhook.providers.hmac import HmacProvider
 from payhook.service.ingest import Ingest, check_storable
 from tests.conftest import FakeClock
+from tests.providers import paypal_pki
 from tests.reliability import fleet
 
 NOW = 1_733_400_000.0
@@ -31,10 +32,24 @@ OTHER_SECRETS = {
     "square": "Ibxx_rotatedSignatureKey0",
     "standard": "whsec_cm90YXRlZC1zZWNyZXQtMDEyMzQ1Njc4OQ==",
 }
-TYPES = [name for name in fleet.available() if name != "paypal"]
+#: Providers that cannot sign with a configured secret: their section, their builder and the
+#: option that rotates (PayPal: the webhook id; its samples are signed by a test PKI).
+SIGNED_ELSEWHERE: dict[str, tuple[dict[str, Any], Callable[..., Provider], str, Any]] = {
+    "paypal": (
+        {"webhook_id": paypal_pki.WEBHOOK_ID},
+        paypal_pki.provider_with_test_pki,
+        "webhook_id",
+        "1JE4291016473214C",
+    ),
+}
+TYPES = [*fleet.available(), *SIGNED_ELSEWHERE]
 
 
 def build(name: str, clock: Callable[[], float], **overrides: Any) -> Provider:
+    if name in SIGNED_ELSEWHERE:
+        base, builder, _, _ = SIGNED_ELSEWHERE[name]
+        config = ProviderConfig.from_mapping(name, {"type": name, **base, **overrides})
+        return builder(config, clock)
     section = {**fleet.sections([name])[name], **overrides}
     config = ProviderConfig.from_mapping(name, section)
     return provider_class(config.type)(config, clock)
@@ -103,11 +118,16 @@ def test_a_delivery_signed_with_another_secret_is_refused_and_rotation_accepts_b
 ) -> None:
     clock = FakeClock(NOW)
     current = build(name, clock)
-    other = OTHER_SECRETS.get(name, "rotated_" + current.config.secrets[0])
-    stranger = build(name, clock, secrets=[other])
+    if name in SIGNED_ELSEWHERE:
+        _, _, key, other = SIGNED_ELSEWHERE[name]
+        mine = current.config.option(key)
+    else:
+        key, mine = "secrets", current.config.secrets[0]
+        other = OTHER_SECRETS.get(name, "rotated_" + mine)
+    stranger = build(name, clock, **{key: [other]})
     from_stranger = stranger.sample_request()
     assert refused(current, from_stranger)
-    rotating = build(name, clock, secrets=[current.config.secrets[0], other])
+    rotating = build(name, clock, **{key: [mine, other]})
     assert rotating.verify(from_stranger)
     assert rotating.verify(current.sample_request())
 
@@ -128,8 +148,10 @@ def test_each_header_the_scheme_reads_is_required(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", [n for n in HMAC_TYPES if build(n, FakeClock(NOW)).scheme.timestamped]
-)  # type: ignore[attr-defined]
+    "name",
+    [n for n in HMAC_TYPES if build(n, FakeClock(NOW)).scheme.timestamped]  # type: ignore[attr-defined]
+    + list(SIGNED_ELSEWHERE),  # PayPal's transmission time
+)
 def test_a_timestamped_scheme_keeps_its_tolerance_both_ways(name: str) -> None:
     clock = FakeClock(NOW)
     provider = build(name, clock)

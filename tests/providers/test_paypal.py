@@ -33,7 +33,8 @@ from payhook.providers.paypal import (
     sign_paypal,
     signed_message,
 )
-from tests.conftest import FakeClock, load_event
+from payhook.providers.samples import sample_bytes, sample_types
+from tests.conftest import FakeClock, load_event, load_sample
 from tests.providers.paypal_pki import (
     CERT_URL,
     NOW,
@@ -612,8 +613,9 @@ def test_trust_store_option_loads_the_anchors_from_a_pem_file(tmp_path: Path) ->
 
 
 def _events(name: str) -> list[Any]:
+    """The payment events of a stored vector (``*.json``) or of a sample as recorded."""
     provider, _ = make_provider()
-    payload = load_event("paypal", name)
+    payload = load_event("paypal", name) if name.endswith(".json") else load_sample("paypal", name)
     event = json.loads(payload)
     webhook = StoredWebhook(
         webhook_id="wh_test",
@@ -632,8 +634,8 @@ def _events(name: str) -> list[Any]:
     ("name", "kind", "payment_id", "amount"),
     [
         ("vector-body.json", K.SUCCEEDED, "12A34567BC123456S", 3000),
-        ("capture-pending.json", K.PENDING, "02T21492PP3782704", 251),
-        ("capture-declined.json", K.FAILED, "7U133281TB3277326", 18510),
+        ("PAYMENT.CAPTURE.PENDING", K.PENDING, "02T21492PP3782704", 251),
+        ("PAYMENT.CAPTURE.DECLINED", K.FAILED, "7U133281TB3277326", 18510),
         ("real-body.json", K.PENDING, "10H81276XF6353701", 1000),
     ],
 )
@@ -645,25 +647,25 @@ def test_maps_capture_and_sale_events(name: str, kind: K, payment_id: str, amoun
 
 
 def test_maps_a_capture_refund_to_the_capture_named_by_its_up_link() -> None:
-    [event] = _events("capture-refunded.json")
+    [event] = _events("PAYMENT.CAPTURE.REFUNDED")
     assert event.kind is K.REFUNDED
     assert event.payment_id == "0JF852973C016714D"
     assert (event.refund_id, event.amount, event.refunded_total) == ("1Y107995YT783435V", 99, 198)
 
 
 def test_maps_a_reversal_to_a_refund_of_the_capture() -> None:
-    [event] = _events("capture-reversed.json")
+    [event] = _events("PAYMENT.CAPTURE.REVERSED")
     assert (event.kind, event.payment_id) == (K.REFUNDED, "4L335234718889942")
     assert (event.refund_id, event.amount) == ("09E71677NS257044M", 251)
 
 
 def test_maps_a_v1_sale_refund_with_its_negative_amount_as_a_positive_refund() -> None:
-    [event] = _events("sale-refunded.json")
+    [event] = _events("PAYMENT.SALE.REFUNDED")
     assert (event.kind, event.payment_id, event.amount) == (K.REFUNDED, "9T0916710M1105906", 1)
 
 
 def test_maps_a_dispute_opened_against_the_sellers_transaction() -> None:
-    [event] = _events("dispute-created.json")
+    [event] = _events("CUSTOMER.DISPUTE.CREATED")
     assert (event.kind, event.payment_id) == (K.DISPUTE_OPENED, "00D10444LD479031K")
     assert (event.dispute_id, event.amount, event.currency) == ("PP-000-042-663-135", 300, "USD")
 
@@ -681,7 +683,7 @@ def test_maps_a_dispute_opened_against_the_sellers_transaction() -> None:
 )
 def test_maps_a_resolved_dispute_by_its_outcome(outcome: str, kind: K) -> None:
     provider, _ = make_provider()
-    event = json.loads(load_event("paypal", "dispute-resolved.json"))
+    event = json.loads(load_sample("paypal", "CUSTOMER.DISPUTE.RESOLVED"))
     event["resource"]["dispute_outcome"]["outcome_code"] = outcome
     [mapped] = provider.payment_events(_webhook(event))
     assert (mapped.kind, mapped.dispute_id) == (kind, "PP-000-042-663-135")
@@ -689,14 +691,14 @@ def test_maps_a_resolved_dispute_by_its_outcome(outcome: str, kind: K) -> None:
 
 def test_a_resolution_without_a_known_outcome_maps_to_nothing() -> None:
     provider, _ = make_provider()
-    event = json.loads(load_event("paypal", "dispute-resolved.json"))
+    event = json.loads(load_sample("paypal", "CUSTOMER.DISPUTE.RESOLVED"))
     event["resource"]["dispute_outcome"] = {"outcome_code": "NONE"}
     assert provider.payment_events(_webhook(event)) == []
 
 
 def test_a_refund_naming_no_capture_is_a_payload_error() -> None:
     provider, _ = make_provider()
-    event = json.loads(load_event("paypal", "capture-refunded.json"))
+    event = json.loads(load_sample("paypal", "PAYMENT.CAPTURE.REFUNDED"))
     event["resource"]["links"] = []
     with pytest.raises(PayloadError, match="names no capture"):
         provider.payment_events(_webhook(event))
@@ -719,12 +721,12 @@ def test_events_about_no_payment_map_to_nothing() -> None:
 def test_capture_refund_and_dispute_land_on_one_ledger_row() -> None:
     provider, _ = make_provider()
     capture = json.loads(CAPTURE_BODY)
-    refund = json.loads(load_event("paypal", "capture-refunded.json"))
+    refund = json.loads(load_sample("paypal", "PAYMENT.CAPTURE.REFUNDED"))
     refund["resource"]["links"][1]["href"] = (
         "https://api.paypal.com/v2/payments/captures/" + (capture["resource"]["id"])
     )
     refund["resource"]["amount"]["value"] = "10.00"
-    dispute = json.loads(load_event("paypal", "dispute-created.json"))
+    dispute = json.loads(load_sample("paypal", "CUSTOMER.DISPUTE.CREATED"))
     dispute["resource"]["disputed_transactions"][0]["seller_transaction_id"] = capture["resource"][
         "id"
     ]
@@ -765,8 +767,10 @@ _SAMPLE_KINDS: dict[str, K] = {
     "PAYMENT.CAPTURE.COMPLETED": K.SUCCEEDED,
     "PAYMENT.CAPTURE.PENDING": K.PENDING,
     "PAYMENT.CAPTURE.DENIED": K.FAILED,
+    "PAYMENT.CAPTURE.DECLINED": K.FAILED,
     "PAYMENT.CAPTURE.REFUNDED": K.REFUNDED,
     "PAYMENT.CAPTURE.REVERSED": K.REFUNDED,
+    "PAYMENT.SALE.REFUNDED": K.REFUNDED,
     "CUSTOMER.DISPUTE.CREATED": K.DISPUTE_OPENED,
     "CUSTOMER.DISPUTE.RESOLVED": K.DISPUTE_LOST,
 }
@@ -797,3 +801,21 @@ def test_signed_samples_verify_and_map_to_payment_events(event_type: str) -> Non
 
 def test_every_sample_event_type_has_an_expected_mapping() -> None:
     assert set(_SAMPLE_KINDS) == set(PayPalProvider.sample_event_types)
+    assert set(sample_types("paypal")) <= set(PayPalProvider.sample_event_types)
+
+
+def test_the_completed_sample_as_recorded_is_the_known_vectors_signed_body() -> None:
+    # So the known answer above also pins the sample's placeholders to their recorded values.
+    assert sample_bytes("paypal", "PAYMENT.CAPTURE.COMPLETED") == CAPTURE_BODY
+
+
+def test_every_sample_delivery_is_a_new_event_with_the_given_time() -> None:
+    signer = PayPalSampleSigner(rsa_key(1), CERT_URL)
+    provider = PayPalProvider(_config(), FakeClock(NOW), sample_signer=signer)
+    first, second = (provider.sample_request("PAYMENT.CAPTURE.REFUNDED") for _ in range(2))
+    assert first.headers["paypal-transmission-id"] != second.headers["paypal-transmission-id"]
+    events = [json.loads(request.body) for request in (first, second)]
+    assert events[0]["id"] != events[1]["id"]
+    assert events[0]["resource"]["id"] != events[1]["resource"]["id"]
+    assert events[0]["create_time"] == "2023-11-14T22:13:20.000Z"
+    assert first.headers["paypal-transmission-time"] == NOW_ISO

@@ -4,24 +4,20 @@ Offline (default): the RSA signature in the PAYPAL-* headers (``signature``), ma
 of the certificate at ``PAYPAL-CERT-URL`` (``certificates``: URL policy, bounded fetching,
 caching, chain validation). ``webhook_id`` is this receiver's own subscription id, so a delivery
 signed for another subscription fails. The transmission time must be within the tolerance in
-both directions.
-
-Online (``verification = "online"``): the same local checks, then PayPal's
+both directions. Online (``verification = "online"``): the same local checks, then PayPal's
 ``verify-webhook-signature`` with an OAuth token from the secrets (``online``).
 
-Options: ``webhook_id`` (required; a list during a migration), ``verification``
-(``"offline"`` or ``"online"``), ``trust_store`` (a PEM bundle of trust anchors; default the
-system bundle, else certifi's), ``api_base`` (online; default ``https://api-m.paypal.com``).
-
 ``payhook send`` cannot simulate PayPal: only PayPal holds the signing key. ``sample_request``
-signs only with an injected ``PayPalSampleSigner`` (tests, whose verifier also trusts the test
-CA), and otherwise raises PayloadError saying so.
+signs the samples (``payhook/samples/paypal``) only with an injected ``PayPalSampleSigner``
+(tests, whose verifier also trusts the test CA), and otherwise raises PayloadError saying so.
 """
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from msgspec import Meta
@@ -55,22 +51,27 @@ from payhook.providers.paypal.online import (
     PayPalOnlineVerifier,
     UrllibHttpClient,
 )
-from payhook.providers.paypal.samples import PayPalSampleSigner, sample_delivery, sample_event
 from payhook.providers.paypal.signature import (
     ALGORITHM,
+    PayPalSampleSigner,
     Transmission,
     read_transmission,
     sign_paypal,
     signed_message,
     verify_paypal_signature,
 )
+from payhook.providers.samples import sample, sample_types
+
+_Id = Annotated[str, Meta(min_length=1)]
 
 
 class PayPalOptions(ProviderOptions, frozen=True):
-    #: The webhook's id (a list while migrating from one webhook to another).
-    webhook_id: Annotated[str, Meta(min_length=1)] | list[Annotated[str, Meta(min_length=1)]]
+    #: This receiver's webhook id (a list while migrating from one webhook to another).
+    webhook_id: _Id | Annotated[list[_Id], Meta(min_length=1)]
     verification: Literal["offline", "online"] = "offline"
+    #: A PEM bundle of trust anchors; default the system bundle, else certifi's.
     trust_store: str | None = None
+    #: Online verification: PayPal's REST API, where the client credentials are sent.
     api_base: str = DEFAULT_API_BASE
 
 
@@ -83,8 +84,10 @@ class PayPalProvider(Provider):
         "PAYMENT.CAPTURE.COMPLETED",
         "PAYMENT.CAPTURE.PENDING",
         "PAYMENT.CAPTURE.DENIED",
+        "PAYMENT.CAPTURE.DECLINED",
         "PAYMENT.CAPTURE.REFUNDED",
         "PAYMENT.CAPTURE.REVERSED",
+        "PAYMENT.SALE.REFUNDED",
         "CUSTOMER.DISPUTE.CREATED",
         "CUSTOMER.DISPUTE.RESOLVED",
     )
@@ -101,30 +104,22 @@ class PayPalProvider(Provider):
         sample_signer: PayPalSampleSigner | None = None,
     ) -> None:
         """``certificates`` (a configured cache) wins over ``fetcher`` (its transport)."""
-        super().__init__(config, clock)
-        self.webhook_ids = _webhook_ids(config)
+        super().__init__(config, clock)  # the options are checked against PayPalOptions
+        ids = config.option("webhook_id")
+        self.webhook_ids: tuple[str, ...] = (ids,) if isinstance(ids, str) else tuple(ids)
         self.mode = config.option("verification", "offline")
-        if self.mode not in ("offline", "online"):
-            raise ConfigError(
-                f"providers.{config.name}.verification: got {self.mode!r},"
-                " expected 'offline' or 'online'"
-            )
         self.certificates = certificates or CertificateCache(fetcher, clock=clock)
         self._trust_store = trust_store
-        self._trust_store_path = None if trust_store else config.option("trust_store")
-        if self._trust_store_path and not Path(str(self._trust_store_path)).is_file():
-            raise ConfigError(
-                f"providers.{config.name}.trust_store: no file at {self._trust_store_path!r}"
-            )
-        if self.mode == "offline" and trust_store is None and not self._trust_store_path:
-            self._trust_store_path = default_trust_store_path()
+        path = None if trust_store else config.option("trust_store")
+        if path and not Path(path).is_file():
+            raise ConfigError(f"providers.{config.name}.trust_store: no file at {path!r}")
+        if not path and trust_store is None and self.mode == "offline":
+            path = default_trust_store_path()
+        self._trust_store_path = path
         self.online: PayPalOnlineVerifier | None = None
         if self.mode == "online":
             self.online = PayPalOnlineVerifier(
-                http_client or UrllibHttpClient(),
-                _api_base(config),
-                _credentials(config),
-                clock,
+                http_client or UrllibHttpClient(), _api_base(config), _credentials(config), clock
             )
         self.sample_signer = sample_signer
 
@@ -173,20 +168,29 @@ class PayPalProvider(Provider):
                 "PayPal signs deliveries with its own private key, so payhook cannot simulate"
                 " one; use the webhook simulator in PayPal's developer dashboard"
             )
-        event_type = event_type or self.sample_event_types[0]
-        return sample_delivery(
-            self.sample_signer, self.webhook_ids[0], event_type, int(self.clock())
-        )
+        now = int(self.clock())
+        event = sample_event(event_type or self.sample_event_types[0], now)
+        body = json.dumps(event, separators=(",", ":")).encode()
+        time = datetime.fromtimestamp(now, UTC).isoformat().replace("+00:00", "Z")
+        return self.sample_signer.request(body, self.webhook_ids[0], time)
 
 
-def _webhook_ids(config: ProviderConfig) -> tuple[str, ...]:
-    value = config.required_option("webhook_id")
-    ids = [value] if isinstance(value, str) else value
-    if not isinstance(ids, list) or not ids or not all(isinstance(i, str) and i for i in ids):
-        raise ConfigError(
-            f"providers.{config.name}.webhook_id: expected a string or a list of strings"
-        )
-    return tuple(ids)
+def sample_event(event_type: str, now: int, amount: str = "30.00") -> dict[str, Any]:
+    """A PayPal event from its sample (``payhook/samples/paypal``): fresh ids, the given time
+    and ``amount`` (also the refunded total). A type without a sample of its own takes its
+    family's (a denied capture, the declined one's: v2 captures have no status DENIED)."""
+    base = event_type
+    if base not in sample_types("paypal"):
+        base = next((s for f, s in _SAMPLE_FAMILIES.items() if event_type.startswith(f)), base)
+    data: dict[str, Any] = sample("paypal", base, now, amount=amount, refunded=amount)
+    data["event_type"] = event_type
+    return data
+
+
+_SAMPLE_FAMILIES = {
+    "PAYMENT.CAPTURE.": "PAYMENT.CAPTURE.DECLINED",
+    "CUSTOMER.DISPUTE.": "CUSTOMER.DISPUTE.CREATED",
+}
 
 
 def _api_base(config: ProviderConfig) -> str:
@@ -199,19 +203,12 @@ def _api_base(config: ProviderConfig) -> str:
 
 
 def _credentials(config: ProviderConfig) -> list[tuple[str, str]]:
-    if not config.secrets:
+    pairs = [(id_, secret) for id_, _, secret in (s.partition(":") for s in config.secrets)]
+    if not pairs or not all(client_id and client_secret for client_id, client_secret in pairs):
         raise ConfigError(
-            f"providers.{config.name}: online verification needs secrets"
-            ' as "client_id:client_secret"'
+            f'providers.{config.name}.secrets: online verification needs "client_id:client_secret"'
+            " entries"
         )
-    pairs = []
-    for secret in config.secrets:
-        client_id, sep, client_secret = secret.partition(":")
-        if not (sep and client_id and client_secret):
-            raise ConfigError(
-                f'providers.{config.name}.secrets: expected "client_id:client_secret" entries'
-            )
-        pairs.append((client_id, client_secret))
     return pairs
 
 

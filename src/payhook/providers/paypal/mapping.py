@@ -126,13 +126,10 @@ def _refunded_payment_id(resource: dict[str, Any]) -> str:
 def _dispute_events(
     event_type: str, resource: dict[str, Any], webhook: StoredWebhook
 ) -> list[PaymentEvent]:
-    if event_type == "CUSTOMER.DISPUTE.CREATED":
-        kind = K.DISPUTE_OPENED
-    else:
-        outcome = _OUTCOMES.get(str(dig(resource, "dispute_outcome", "outcome_code")))
-        if outcome is None:
-            return []
-        kind = outcome
+    outcome = _OUTCOMES.get(str(dig(resource, "dispute_outcome", "outcome_code")))
+    kind = K.DISPUTE_OPENED if event_type == "CUSTOMER.DISPUTE.CREATED" else outcome
+    if kind is None:
+        return []
     dispute_id = require_str(resource, "dispute_id", "resource")
     transactions = resource.get("disputed_transactions")
     payment_ids = [

@@ -1,15 +1,16 @@
-"""Offline verification: the PAYPAL-* headers and the RSA signature over them.
+"""How PayPal signs a delivery: the PAYPAL-* headers and the RSA signature over them.
 
 ``PAYPAL-TRANSMISSION-SIG`` is base64 RSA-SHA256 (PKCS#1 v1.5) over
 ``"{transmission id}|{transmission time}|{webhook id}|{crc32(raw body), unsigned decimal}"``,
-made with the key of the certificate at ``PAYPAL-CERT-URL``.
+made with the key of the certificate at ``PAYPAL-CERT-URL``. The one ``signed_message`` is
+verified here and signed for samples (``PayPalSampleSigner``, with a key of our own).
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import re
+import uuid
 import zlib
 from dataclasses import dataclass
 
@@ -54,6 +55,34 @@ def sign_paypal(
     return base64.b64encode(key.sign(message, padding.PKCS1v15(), hashes.SHA256())).decode()
 
 
+@dataclass(frozen=True, slots=True)
+class PayPalSampleSigner:
+    """Signs deliveries as PayPal does, with a key of our own: they verify only where the
+    certificate at ``cert_url`` is trusted (tests, with their own CA)."""
+
+    private_key: RSAPrivateKey
+    cert_url: str
+
+    def request(
+        self, body: bytes, webhook_id: str, time: str, transmission_id: str | None = None
+    ) -> WebhookRequest:
+        """A delivery of ``body`` for ``webhook_id`` transmitted at ``time`` (ISO 8601)."""
+        transmission_id = transmission_id or str(uuid.uuid4())
+        signature = sign_paypal(self.private_key, transmission_id, time, webhook_id, body)
+        return WebhookRequest(
+            body=body,
+            headers={
+                "content-type": "application/json",
+                "paypal-auth-algo": ALGORITHM,
+                "paypal-auth-version": "v2",
+                "paypal-cert-url": self.cert_url,
+                "paypal-transmission-id": transmission_id,
+                "paypal-transmission-sig": signature,
+                "paypal-transmission-time": time,
+            },
+        )
+
+
 def _header(request: WebhookRequest, name: str) -> str:
     value = request.header(name)
     if not value:
@@ -79,7 +108,7 @@ def read_transmission(request: WebhookRequest) -> Transmission:
         raise VerificationError("PAYPAL-TRANSMISSION-SIG is too long")
     try:
         signature = base64.b64decode(signature_b64, validate=True)
-    except (binascii.Error, ValueError) as exc:
+    except ValueError as exc:  # binascii.Error is one
         raise VerificationError("PAYPAL-TRANSMISSION-SIG is not base64") from exc
     # Only the canonical encoding: another spelling of the same bytes is a changed header.
     if not signature or base64.b64encode(signature).decode() != signature_b64:
