@@ -100,7 +100,7 @@ def floor_for(name: str, provider: Provider, request: WebhookRequest) -> Call:
         parts = dict(item.split("=", 1) for item in headers["stripe-signature"].split(","))
         return _hex_floor(key, f"{parts['t']}.".encode() + body, parts["v1"], body)
     if name in ("standard", "polar"):
-        raw_key = provider.keys[0]  # type: ignore[attr-defined]
+        raw_key = provider.scheme.key(secret)  # type: ignore[attr-defined]
         signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
         received = base64.b64decode(headers["webhook-signature"].split(",", 1)[1])
         return _raw_floor(raw_key, signed, received, body)
@@ -108,7 +108,7 @@ def floor_for(name: str, provider: Provider, request: WebhookRequest) -> Call:
         parts = dict(item.split("=", 1) for item in headers["paddle-signature"].split(";"))
         return _hex_floor(key, f"{parts['ts']}:".encode() + body, parts["h1"], body)
     if name == "square":
-        url = provider.notification_url.encode()  # type: ignore[attr-defined]
+        url = provider.signed_url().encode()  # type: ignore[attr-defined]
         received = base64.b64decode(headers["x-square-hmacsha256-signature"])
         return _raw_floor(key, url + body, received, body)
     if name == "shopify":
@@ -163,7 +163,7 @@ def sdk_for(name: str, provider: Provider, request: WebhookRequest) -> tuple[str
     if name == "square":
         from square.utils.webhooks_helper import verify_signature
 
-        url = provider.notification_url  # type: ignore[attr-defined]
+        url = provider.signed_url()  # type: ignore[attr-defined]
         header = headers["x-square-hmacsha256-signature"]
 
         def square() -> object:

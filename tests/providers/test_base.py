@@ -1,9 +1,7 @@
-"""Shared verifier helpers: prepared HMAC keys, constant-time matching, JSON bodies, times."""
+"""Shared provider helpers: JSON bodies and times (the HMAC engine: test_hmac_engine.py)."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 from typing import Any
 
@@ -11,103 +9,8 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from payhook.errors import ConfigError, PayloadError
-from payhook.providers.base import (
-    HmacKeys,
-    ProviderConfig,
-    any_signature_matches,
-    iso_timestamp,
-    parse_json_object,
-)
-
-# --- HMAC with prepared keys --------------------------------------------------------------
-
-
-@settings(max_examples=300, deadline=None)
-@given(
-    keys=st.lists(st.binary(max_size=150), max_size=3),  # around the 64-byte block size
-    prefix=st.binary(max_size=80),
-    message=st.binary(max_size=300),
-)
-def test_prepared_keys_give_the_hmac_of_prefix_and_message_under_each_key(
-    keys: list[bytes], prefix: bytes, message: bytes
-) -> None:
-    prepared = HmacKeys(keys, prefix)
-    expected = [hmac.digest(key, prefix + message, hashlib.sha256) for key in keys]
-    assert prepared.digests(message) == expected
-    assert prepared.hexdigests(message) == [mac.hex() for mac in expected]
-    # The prepared states are copied, never consumed: the same answer every time.
-    assert prepared.digests(message) == expected
-    assert len(prepared) == len(keys)
-
-
-def test_prepared_keys_match_rfc_4231_test_cases_2_and_6() -> None:
-    keys = HmacKeys([b"Jefe", b"\xaa" * 131])
-    assert keys.hexdigests(b"what do ya want for nothing?")[0] == (
-        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
-    )
-    assert keys.hexdigests(b"Test Using Larger Than Block-Size Key - Hash Key First")[1] == (
-        "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
-    )
-
-
-def test_prepared_keys_of_secrets_are_their_utf8_bytes_in_order() -> None:
-    keys = HmacKeys.of_secrets(ProviderConfig("p", "gocardless", ("first", "s\u00e9cond")), b"url:")
-    assert keys.digests(b"body") == [
-        hmac.digest(b"first", b"url:body", hashlib.sha256),
-        hmac.digest("s\u00e9cond".encode(), b"url:body", hashlib.sha256),
-    ]
-
-
-def test_a_secret_that_is_not_utf8_text_is_a_config_error_that_does_not_show_it() -> None:
-    with pytest.raises(ConfigError, match=r"providers\.p\.secrets") as raised:
-        HmacKeys.of_secrets(ProviderConfig("p", "gocardless", ("ok", "bad\ud800secret")))
-    assert "bad" not in str(raised.value)
-
-
-# --- constant-time matching ---------------------------------------------------------------
-
-signatures = st.one_of(
-    st.binary(max_size=6),
-    st.text(alphabet="abc", max_size=6),
-    st.text(max_size=6),  # non-ASCII text too: compare_digest refuses it, matching must not
-)
-
-
-def as_bytes(value: bytes | str) -> bytes:
-    return value.encode("utf-8", "surrogatepass") if isinstance(value, str) else value
-
-
-@settings(max_examples=400, deadline=None)
-@given(
-    expected=st.lists(signatures, min_size=1, max_size=3),
-    received=st.lists(signatures, min_size=1, max_size=3),
-)
-def test_matches_when_any_received_signature_equals_any_expected_one(
-    expected: list[bytes | str], received: list[bytes | str]
-) -> None:
-    reference = any(as_bytes(e) == as_bytes(r) for e in expected for r in received)
-    event(f"{len(expected)}x{len(received)}, match={reference}")
-    assert any_signature_matches(expected, received) is reference
-
-
-@pytest.mark.parametrize(
-    ("expected", "received", "matches"),
-    [
-        (b"abc", b"abc", True),
-        ("abc", "abc", True),
-        (b"abc", "abc", True),  # text and bytes compare as UTF-8
-        ("abc", b"abd", False),
-        ("ab\u00e9", "ab\u00e9", True),  # non-ASCII text: compared as bytes, no TypeError
-        ("abc", "ab\u00e9", False),
-        ("abc", "ab\ud800", False),  # a lone surrogate from a header compares unequal
-    ],
-)
-def test_one_expected_and_one_received_signature(
-    expected: bytes | str, received: bytes | str, matches: bool
-) -> None:
-    assert any_signature_matches([expected], [received]) is matches
-
+from payhook.errors import PayloadError
+from payhook.providers.base import iso_timestamp, parse_json_object
 
 # --- JSON bodies --------------------------------------------------------------------------
 

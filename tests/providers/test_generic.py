@@ -143,16 +143,6 @@ def test_shopify_style_base64_scheme_agrees_with_the_reference() -> None:
     assert (event.payload, event.occurred_at) == (SHOPIFY_BODY, None)
 
 
-def test_shopify_style_rejects_a_tampered_body_and_a_foreign_secret() -> None:
-    provider = from_toml(SHOPIFY_TOML)
-    delivery = shopify_request()
-    with pytest.raises(VerificationError):
-        provider.verify(WebhookRequest(SHOPIFY_BODY.replace(b"51.00", b"5.00"), delivery.headers))
-    delivery.headers["x-shopify-hmac-sha256"] = shopify_signature(OTHER_SECRET, SHOPIFY_BODY)
-    with pytest.raises(VerificationError):
-        provider.verify(delivery)
-
-
 def test_shopify_style_maps_major_unit_amounts_to_payments() -> None:
     provider = from_toml(SHOPIFY_TOML)
     [webhook] = Ingest({"shop": provider}).verify("shop", shopify_request())
@@ -215,12 +205,24 @@ def test_timestamped_scheme_rejects_a_tampered_timestamp() -> None:
         from_toml(SLACK_TOML, FakeClock(NOW)).verify(slack_request(NOW + 1, signed_timestamp=NOW))
 
 
-@pytest.mark.parametrize(("edge", "reason"), [(300, "older"), (-300, "future")])
-def test_timestamped_scheme_checks_the_tolerance_both_ways(edge: int, reason: str) -> None:
-    assert from_toml(SLACK_TOML, FakeClock(NOW + edge)).verify(slack_request())
-    beyond = edge + (1 if edge > 0 else -1)
-    with pytest.raises(VerificationError, match=reason):
-        from_toml(SLACK_TOML, FakeClock(NOW + beyond)).verify(slack_request())
+def test_the_timestamp_is_signed_as_sent() -> None:
+    # The sender signs the header's text: a leading zero is part of it (and still in time).
+    delivery = slack_request()
+    delivery.headers["x-slack-request-timestamp"] = f"0{NOW}"
+    delivery.headers["x-slack-signature"] = slack_signature(SECRET, f"0{NOW}", SLACK_BODY)
+    [event] = from_toml(SLACK_TOML, FakeClock(NOW)).verify(delivery)
+    assert event.occurred_at == float(NOW)
+    delivery.headers["x-slack-signature"] = slack_signature(SECRET, str(NOW), SLACK_BODY)
+    with pytest.raises(VerificationError):
+        from_toml(SLACK_TOML, FakeClock(NOW)).verify(delivery)
+
+
+def test_whitespace_around_the_signature_is_ignored() -> None:
+    delivery = shopify_request()
+    signature = delivery.headers["x-shopify-hmac-sha256"]
+    for spaced in (f" {signature}", f"{signature} ", f"\t{signature}\t"):
+        delivery.headers["x-shopify-hmac-sha256"] = spaced
+        assert from_toml(SHOPIFY_TOML).verify(delivery)
 
 
 @pytest.mark.parametrize("timestamp", ["", "abc", "1718900471.0", "-5", "\uff11" * 10])
@@ -299,11 +301,11 @@ def test_sample_requests_verify_for_every_scheme() -> None:
 # -- configuration is validated at construction --------------------------------------------
 
 
-def build(**options: Any) -> GenericHmacProvider:
+def build(clock: FakeClock | None = None, **options: Any) -> GenericHmacProvider:
     config = ProviderConfig(
         "g", "generic", (SECRET,), options={"signature_header": "X-S", **options}
     )
-    return GenericHmacProvider(config, FakeClock())
+    return GenericHmacProvider(config, clock or FakeClock())
 
 
 @pytest.mark.parametrize(
@@ -320,6 +322,8 @@ def build(**options: Any) -> GenericHmacProvider:
         ({"signed_content": "{ts}.{body}"}, "got placeholder {ts}"),
         ({"signed_content": "{body"}, "got a lone '{'"),
         ({"signed_content": "{header:}{body}"}, "got placeholder {header:}"),
+        ({"signed_content": "{id}.{body}"}, "got placeholder {id}, expected {body}, {timestamp}"),
+        ({"signed_content": "{url}{body}"}, "got placeholder {url}"),
         ({"signed_content": "{timestamp}"}, "got a template without {body}"),
         ({"signed_content": "{timestamp}.{body}"}, "got {timestamp} without timestamp_header"),
         ({"timestamp_header": "X-T"}, "got a timestamp that signed_content does not sign"),
@@ -346,14 +350,13 @@ def test_rejects_inconsistent_options_with_got_and_expected(
 
 
 def test_a_timestamp_may_be_signed_through_a_header_placeholder() -> None:
-    provider = build(timestamp_header="X-T", signed_content="{header:X-T}.{body}")
-    provider.clock = FakeClock(NOW)
+    options = {"timestamp_header": "X-T", "signed_content": "{header:X-T}.{body}"}
     body = b'{"type": "ping"}'
     headers = {"x-t": str(NOW), "x-s": mac(SECRET, f"{NOW}.".encode() + body).hex()}
+    provider = build(FakeClock(NOW), **options)
     assert provider.verify(WebhookRequest(body, headers))[0].occurred_at == float(NOW)
-    provider.clock = FakeClock(NOW + 301)
     with pytest.raises(VerificationError, match="older"):
-        provider.verify(WebhookRequest(body, headers))
+        build(FakeClock(NOW + 301), **options).verify(WebhookRequest(body, headers))
 
 
 # -- property: agreement with a bare reference implementation ------------------------------

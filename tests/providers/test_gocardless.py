@@ -1,7 +1,15 @@
-"""GoCardless: verification, batch splitting, event mapping, agreement with gocardless-pro."""
+"""GoCardless: verification quirks, batch splitting, event mapping, agreement with gocardless-pro.
+
+What every provider keeps (a changed body, a missing header or a foreign secret refused,
+rotation) is in the contract suite, tests/providers/test_contract.py. Deliveries here are signed
+with a bare HMAC reference, never with the engine under test; batches are made of the samples
+(``payhook/samples/gocardless``) as recorded.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from collections.abc import Callable
 
@@ -18,23 +26,35 @@ from payhook.core.payment import PaymentEvent
 from payhook.core.payment import PaymentEventKind as K
 from payhook.errors import PayloadError, VerificationError
 from payhook.providers.base import ProviderConfig
-from payhook.providers.gocardless import (
-    GoCardlessProvider,
-    gocardless_signature,
-    verify_gocardless_signature,
-)
-from tests.conftest import FakeClock, load_event
+from payhook.providers.gocardless import GoCardlessProvider
+from tests.conftest import FakeClock, load_event, load_sample
 
 SECRET = "ED7D658C-D8EB-4941-948B-3973214F2D49"  # the SDK's own test key
-OLD_SECRET = "3q9Yp0kV2vXfW8mR1tZ6"
+LIFECYCLE = ("payments.submitted", "payments.confirmed", "mandates.active")
+FAILURES = ("payments.failed", "payments.cancelled")
+REFUNDS = ("refunds.created", "refunds.paid", "refunds.failed")
+CHARGEBACK = ("payments.charged_back", "payments.chargeback_cancelled")
 
 
 def provider(*secrets: str) -> GoCardlessProvider:
     return GoCardlessProvider(ProviderConfig("gc", "gocardless", secrets or (SECRET,)), FakeClock())
 
 
+def reference_signature(secret: str, body: bytes) -> str:
+    """GoCardless's documented signature written out: hex HMAC-SHA256 of the raw body."""
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
 def signed(body: bytes, secret: str = SECRET) -> WebhookRequest:
-    return WebhookRequest(body, {"webhook-signature": gocardless_signature(secret, body)})
+    return WebhookRequest(body, {"webhook-signature": reference_signature(secret, body)})
+
+
+def batch(*event_types: str) -> bytes:
+    """One delivery of the recorded samples of ``event_types``, in that order, indented as a
+    person writes JSON (the samples' own ``meta`` is the first one's)."""
+    samples = [json.loads(load_sample("gocardless", t)) for t in event_types]
+    events = [e for sample in samples for e in sample["events"]]
+    return (json.dumps({"events": events, "meta": samples[0]["meta"]}, indent=2) + "\n").encode()
 
 
 def stored(p: GoCardlessProvider, event: VerifiedEvent) -> StoredWebhook:
@@ -50,13 +70,9 @@ def stored(p: GoCardlessProvider, event: VerifiedEvent) -> StoredWebhook:
     )
 
 
-def payment_events(name: str) -> list[PaymentEvent]:
+def payment_events(body: bytes) -> list[PaymentEvent]:
     p = provider()
-    return [
-        e
-        for v in p.verify(signed(load_event("gocardless", name)))
-        for e in p.payment_events(stored(p, v))
-    ]
+    return [e for v in p.verify(signed(body)) for e in p.payment_events(stored(p, v))]
 
 
 # --- known answer -------------------------------------------------------------------------
@@ -82,30 +98,6 @@ def test_a_bad_signature_gets_498_token_invalid() -> None:
     assert GoCardlessProvider.rejection_status == 498
 
 
-def test_rejects_a_missing_header() -> None:
-    with pytest.raises(VerificationError, match="missing"):
-        provider().verify(WebhookRequest(b'{"events":[]}', {}))
-
-
-def test_rejects_a_wrong_secret() -> None:
-    with pytest.raises(VerificationError, match="no GoCardless signature"):
-        provider().verify(signed(b'{"events":[]}', OLD_SECRET))
-
-
-def test_rejects_a_tampered_body() -> None:
-    request = signed(load_event("gocardless", "payments_lifecycle.json"))
-    tampered = WebhookRequest(request.body.replace(b"confirmed", b"cancelled"), request.headers)
-    with pytest.raises(VerificationError):
-        provider().verify(tampered)
-
-
-def test_accepts_the_previous_secret_during_rotation() -> None:
-    events = provider(SECRET, OLD_SECRET).verify(
-        signed(load_event("gocardless", "refunds.json"), OLD_SECRET)
-    )
-    assert len(events) == 3
-
-
 @pytest.mark.parametrize(
     "mangle",
     [
@@ -114,14 +106,16 @@ def test_accepts_the_previous_secret_during_rotation() -> None:
         lambda sig: f" {sig} ",
         lambda sig: f"sha256={sig}",
         lambda sig: sig[:-1] + "\u00e9",
+        lambda sig: sig[:-1] + "\ud800",
         lambda sig: "not hex at all",
+        lambda sig: "a" * 10_000,
     ],
-    ids=["upper-case", "truncated", "padded", "prefixed", "non-ascii", "garbage"],
+    ids=["upper", "truncated", "padded", "prefixed", "non-ascii", "surrogate", "garbage", "long"],
 )
 def test_rejects_any_spelling_but_the_exact_lower_case_hex(mangle: Callable[[str], str]) -> None:
     body = b'{"events":[]}'
-    header = mangle(gocardless_signature(SECRET, body))
-    with pytest.raises(VerificationError):
+    header = mangle(reference_signature(SECRET, body))
+    with pytest.raises(VerificationError):  # never a foreign error (TypeError, ValueError)
         provider().verify(WebhookRequest(body, {"webhook-signature": header}))
 
 
@@ -146,13 +140,9 @@ def test_an_empty_batch_is_authentic_and_holds_no_event() -> None:
 
 
 def test_each_event_of_a_batch_is_stored_as_its_own_json() -> None:
-    events = provider().verify(signed(load_event("gocardless", "payments_lifecycle.json")))
+    events = provider().verify(signed(batch(*LIFECYCLE)))
     assert [e.event_id for e in events] == ["EV0123ABCD4567", "EV0123ABCD4568", "EV0123ABCD4569"]
-    assert [e.event_type for e in events] == [
-        "payments.submitted",
-        "payments.confirmed",
-        "mandates.active",
-    ]
+    assert [e.event_type for e in events] == list(LIFECYCLE)
     assert json.loads(events[1].payload)["id"] == "EV0123ABCD4568"
     assert b"EV0123ABCD4567" not in events[1].payload
 
@@ -163,13 +153,13 @@ def canonical(item: object) -> bytes:
 
 
 def test_each_event_is_stored_as_its_canonical_json() -> None:
-    body = load_event("gocardless", "payments_lifecycle.json")  # indented, as a person writes
+    body = batch(*LIFECYCLE)  # indented, as a person writes
     events = provider().verify(signed(body))
     assert [e.payload for e in events] == [canonical(i) for i in json.loads(body)["events"]]
 
 
 def test_an_event_stores_as_the_same_bytes_however_the_batch_spells_it() -> None:
-    data = json.loads(load_event("gocardless", "payments_lifecycle.json"))
+    data = json.loads(batch(*LIFECYCLE))
     data["events"][0]["details"]["description"] = "Zahlung für Bestellung 42 übermittelt"
     spellings = [
         json.dumps(data).encode(),
@@ -190,7 +180,7 @@ def test_a_lone_surrogate_in_an_event_is_stored_as_its_escape() -> None:
 
 
 def test_a_redelivered_batch_yields_the_same_event_ids_and_payloads() -> None:
-    body = load_event("gocardless", "payments_lifecycle.json")
+    body = batch(*LIFECYCLE)
     first, second = provider().verify(signed(body)), provider().verify(signed(body))
     assert [(e.event_id, e.payload) for e in first] == [(e.event_id, e.payload) for e in second]
 
@@ -199,7 +189,7 @@ def test_a_redelivered_batch_yields_the_same_event_ids_and_payloads() -> None:
 
 
 def test_a_submitted_then_confirmed_payment_succeeds_without_amounts() -> None:
-    pending, succeeded = payment_events("payments_lifecycle.json")  # the mandate adds nothing
+    pending, succeeded = payment_events(batch(*LIFECYCLE))  # the mandate adds nothing
     assert (pending.kind, succeeded.kind) == (K.PENDING, K.SUCCEEDED)
     assert pending.payment_id == succeeded.payment_id == "PM00ABC12DEF34"
     assert (succeeded.amount, succeeded.currency) == (None, None)
@@ -207,20 +197,20 @@ def test_a_submitted_then_confirmed_payment_succeeds_without_amounts() -> None:
 
 
 def test_failed_and_cancelled_payments_map_to_failed_and_canceled() -> None:
-    failed, cancelled = payment_events("payments_failures.json")
+    failed, cancelled = payment_events(batch(*FAILURES))
     assert (failed.kind, failed.payment_id) == (K.FAILED, "PM00FAIL000001")
     assert (cancelled.kind, cancelled.payment_id) == (K.CANCELED, "PM00CANC000002")
 
 
 def test_refund_events_carry_the_refund_id_but_no_amount() -> None:
-    created, paid = payment_events("refunds.json")  # refunds.failed maps to nothing
+    created, paid = payment_events(batch(*REFUNDS))  # refunds.failed maps to nothing
     assert (created.kind, paid.kind) == (K.REFUNDED, K.REFUNDED)
     assert created.refund_id == paid.refund_id == "RF00REFD000001"
     assert (paid.payment_id, paid.amount) == ("PM00ABC12DEF34", None)
 
 
 def test_a_cancelled_chargeback_ends_as_a_won_dispute() -> None:
-    opened, cancelled = payment_events("chargeback_cycle.json")
+    opened, cancelled = payment_events(batch(*CHARGEBACK))
     assert (opened.kind, cancelled.kind) == (K.DISPUTE_OPENED, K.DISPUTE_WON)
     assert opened.dispute_id == cancelled.dispute_id == "PM00CHBK000001"
     record = ledger.derive("gc", "PM00CHBK000001", [opened, cancelled])
@@ -228,12 +218,11 @@ def test_a_cancelled_chargeback_ends_as_a_won_dispute() -> None:
 
 
 def test_a_settled_chargeback_ends_as_a_lost_dispute() -> None:
-    body = load_event("gocardless", "chargeback_cycle.json").replace(
+    body = batch(*CHARGEBACK).replace(
         b'"action": "chargeback_cancelled"', b'"action": "chargeback_settled"'
     )
-    p = provider()
-    events = [e for v in p.verify(signed(body)) for e in p.payment_events(stored(p, v))]
-    record = ledger.derive("gc", "PM00CHBK000001", events)
+    assert b"chargeback_settled" in body
+    record = ledger.derive("gc", "PM00CHBK000001", payment_events(body))
     assert record.status is PaymentStatus.DISPUTE_LOST
 
 
@@ -244,14 +233,6 @@ def test_a_payment_event_without_its_payment_link_is_a_payload_error() -> None:
     )
     with pytest.raises(PayloadError, match=r"links\.payment"):
         p.payment_events(stored(p, verified))
-
-
-@pytest.mark.parametrize("event_type", GoCardlessProvider.sample_event_types)
-def test_samples_verify_and_map_to_a_payment_event(event_type: str) -> None:
-    p = provider()
-    [verified] = p.verify(p.sample_request(event_type))
-    [mapped] = p.payment_events(stored(p, verified))
-    assert mapped.event_type == event_type
 
 
 # --- agreement with the official SDK ------------------------------------------------------
@@ -337,7 +318,7 @@ def test_agrees_with_sdk_on_valid_tampered_and_malformed_requests(
     how: str,
     noise: str,
 ) -> None:
-    signature = gocardless_signature(foreign_secret if use_foreign else secrets[0], body)
+    signature = reference_signature(foreign_secret if use_foreign else secrets[0], body)
     header = mangle(signature, how, noise)
     if tamper_body:
         body = body[:-1] + b" }"
@@ -405,9 +386,3 @@ def test_what_is_accepted_and_each_event_depend_only_on_what_json_loads_reads(
     event(ours if isinstance(ours, str) else "accepted")
     # The same value written canonically verifies to the same events.
     assert ours == outcome(json.dumps(decoded).encode())
-
-
-def test_verify_function_never_leaks_foreign_errors() -> None:
-    for header in ["", "\u00e9", "\x00", "a" * 10_000]:
-        with pytest.raises(VerificationError):
-            verify_gocardless_signature(b"{}", header, provider().keys)

@@ -2,7 +2,8 @@
 
 There is no official Python SDK to compare with: the reference is the documented recipe
 (``hmac(secret, raw body, sha256).hexdigest()`` compared with ``X-Signature``), written out
-below independently of the code under test.
+below independently of the code under test. What every provider keeps (samples, tampering, a
+missing signature, rotation) is in test_contract.py.
 """
 
 from __future__ import annotations
@@ -22,16 +23,17 @@ from payhook.core import ledger
 from payhook.core.ledger import PaymentStatus
 from payhook.core.model import StoredWebhook, WebhookRequest
 from payhook.core.payment import PaymentEvent, PaymentEventKind
+from payhook.core.payment import PaymentEventKind as K
 from payhook.errors import PayloadError, VerificationError
 from payhook.providers.base import ProviderConfig
 from payhook.providers.lemonsqueezy import LemonSqueezyProvider
 from payhook.service.ingest import Ingest
-from tests.conftest import FakeClock, load_event
+from tests.conftest import FakeClock, load_sample
 
-K = PaymentEventKind
 SECRET = "ls_signing_secret_6735"
-OTHER_SECRET = "rotated-secret-0042"
-ORDER_CREATED = load_event("lemonsqueezy", "order_created.json")
+ORDER_CREATED = load_sample("lemonsqueezy", "order_created")
+ORDER_REFUNDED = load_sample("lemonsqueezy", "order_refunded")
+INVOICE_PAID = load_sample("lemonsqueezy", "subscription_payment_success")
 
 # Hypothesis examples for the reference-agreement test (reported in the README table).
 REFERENCE_AGREEMENT_CASES = 200
@@ -57,8 +59,8 @@ def request(
     return WebhookRequest(body=body, headers=headers)
 
 
-def edited(name: str, edit: Any) -> bytes:
-    event = json.loads(load_event("lemonsqueezy", name))
+def edited(event_type: str, edit: Any) -> bytes:
+    event = json.loads(load_sample("lemonsqueezy", event_type))
     edit(event)
     return json.dumps(event).encode()
 
@@ -73,38 +75,12 @@ def test_accepts_an_authentic_delivery() -> None:
     assert event.occurred_at == datetime(2024, 6, 20, 16, 21, 9, tzinfo=UTC).timestamp()
 
 
-def test_rejects_a_missing_signature_header() -> None:
-    delivery = request()
-    del delivery.headers["x-signature"]
-    with pytest.raises(VerificationError, match="missing"):
-        provider().verify(delivery)
-
-
-def test_rejects_a_signature_made_with_another_secret() -> None:
-    with pytest.raises(VerificationError):
-        provider().verify(request(signature=reference_signature(OTHER_SECRET, ORDER_CREATED)))
-
-
-def test_rejects_a_tampered_body() -> None:
-    tampered = ORDER_CREATED.replace(b'"total": 2419', b'"total": 1')
-    assert tampered != ORDER_CREATED
-    signature = reference_signature(SECRET, ORDER_CREATED)
-    with pytest.raises(VerificationError):
-        provider().verify(request(tampered, signature=signature))
-
-
 @pytest.mark.parametrize(
     "signature", ["", "zz" * 32, "AB" * 32, "sha256=" + "ab" * 32, "ab" * 31, "\u00e9" * 64]
 )
 def test_rejects_a_malformed_signature(signature: str) -> None:
     with pytest.raises(VerificationError):
         provider().verify(request(signature=signature))
-
-
-@pytest.mark.parametrize("signing_secret", [SECRET, OTHER_SECRET])
-def test_accepts_any_configured_secret_during_rotation(signing_secret: str) -> None:
-    signature = reference_signature(signing_secret, ORDER_CREATED)
-    assert provider((OTHER_SECRET, SECRET)).verify(request(signature=signature))
 
 
 def test_an_authentic_body_that_is_not_a_json_object_is_a_payload_error() -> None:
@@ -118,7 +94,7 @@ def test_an_authentic_body_that_is_not_a_json_object_is_a_payload_error() -> Non
 
 def test_event_type_comes_from_the_header_or_the_body() -> None:
     assert provider().verify(request(event_name=None))[0].event_type == "order_created"
-    without_meta = edited("order_created.json", lambda e: e["meta"].pop("event_name"))
+    without_meta = edited("order_created", lambda e: e["meta"].pop("event_name"))
     assert provider().verify(request(without_meta))[0].event_type == "order_created"
 
 
@@ -128,7 +104,7 @@ def test_header_and_body_event_names_that_disagree_are_a_payload_error() -> None
 
 
 def test_a_delivery_without_any_event_name_is_a_payload_error() -> None:
-    without_meta = edited("order_created.json", lambda e: e["meta"].pop("event_name"))
+    without_meta = edited("order_created", lambda e: e["meta"].pop("event_name"))
     with pytest.raises(PayloadError):
         provider().verify(request(without_meta, event_name=None))
 
@@ -142,10 +118,9 @@ def test_an_identical_redelivery_gets_the_same_webhook_id() -> None:
 
 
 def test_a_different_body_gets_a_different_event_id() -> None:
-    refunded = load_event("lemonsqueezy", "order_refunded.json")
     ids = {
         provider().verify(request(body, event_name=None))[0].event_id
-        for body in (ORDER_CREATED, refunded, ORDER_CREATED + b"\n")
+        for body in (ORDER_CREATED, ORDER_REFUNDED, ORDER_CREATED + b"\n")
     }
     assert len(ids) == 3
 
@@ -203,7 +178,7 @@ def payment_events(body: bytes) -> list[PaymentEvent]:
 
 
 def with_status(status: str) -> bytes:
-    return edited("order_created.json", lambda e: e["data"]["attributes"].update(status=status))
+    return edited("order_created", lambda e: e["data"]["attributes"].update(status=status))
 
 
 @pytest.mark.parametrize(
@@ -224,7 +199,7 @@ def test_order_created_with_another_status_gives_no_payment_event() -> None:
 
 
 def test_order_refunded_gives_the_cumulative_refund_of_the_order() -> None:
-    [event] = payment_events(load_event("lemonsqueezy", "order_refunded.json"))
+    [event] = payment_events(ORDER_REFUNDED)
     assert (event.kind, event.payment_id, event.currency) == (K.REFUNDED, "orders/3862551", "EUR")
     assert (event.refunded_total, event.captured_hint, event.amount) == (1000, 2419, None)
 
@@ -234,14 +209,14 @@ def test_a_legacy_order_refunded_without_refunded_amount_counts_the_whole_total(
         del event["data"]["attributes"]["refunded_amount"]
         event["data"]["attributes"].update(refunded=True, status="refunded")
 
-    [event] = payment_events(edited("order_refunded.json", legacy))
+    [event] = payment_events(edited("order_refunded", legacy))
     assert event.refunded_total == 2419
 
 
 def test_order_events_combine_in_the_ledger_whatever_the_order() -> None:
     events = [
         *payment_events(ORDER_CREATED),
-        *payment_events(load_event("lemonsqueezy", "order_refunded.json")),
+        *payment_events(ORDER_REFUNDED),
     ]
     for order in itertools.permutations(events):
         record = ledger.derive("lemon", "orders/3862551", list(order))
@@ -253,7 +228,7 @@ def test_order_events_combine_in_the_ledger_whatever_the_order() -> None:
 
 
 def test_subscription_payment_success_is_a_payment_of_the_invoice() -> None:
-    [event] = payment_events(load_event("lemonsqueezy", "subscription_payment_success.json"))
+    [event] = payment_events(INVOICE_PAID)
     assert (event.kind, event.payment_id, event.amount, event.currency) == (
         K.SUCCEEDED,
         "subscription-invoices/3862551",
@@ -264,28 +239,31 @@ def test_subscription_payment_success_is_a_payment_of_the_invoice() -> None:
 
 def test_an_order_and_an_invoice_with_the_same_number_are_different_payments() -> None:
     [order] = payment_events(ORDER_CREATED)
-    [invoice] = payment_events(load_event("lemonsqueezy", "subscription_payment_success.json"))
+    [invoice] = payment_events(INVOICE_PAID)
     assert order.payment_id != invoice.payment_id
 
 
 def test_data_of_the_wrong_type_is_a_payload_error() -> None:
-    body = edited("order_created.json", lambda e: e["data"].update(type="subscriptions"))
+    body = edited("order_created", lambda e: e["data"].update(type="subscriptions"))
     with pytest.raises(PayloadError, match=r"data\.type"):
         payment_events(body)
 
 
 def test_other_events_give_no_payment_event() -> None:
-    body = edited(
-        "order_created.json", lambda e: e["meta"].update(event_name="license_key_created")
-    )
+    body = edited("order_created", lambda e: e["meta"].update(event_name="license_key_created"))
     assert payment_events(body) == []
 
 
-def test_sample_deliveries_verify_and_map() -> None:
+def test_samples_name_their_event_in_the_header_and_the_body_and_differ_each_time() -> None:
     ours = provider()
     for event_type in ours.sample_event_types:
-        sample = ours.sample_request(event_type)
-        assert sample.headers["x-signature"] == reference_signature(SECRET, sample.body)
-        [webhook] = Ingest({"lemon": ours}).verify("lemon", sample)
-        [event] = ours.payment_events(webhook)
-        assert event.kind is (K.REFUNDED if event_type == "order_refunded" else K.SUCCEEDED)
+        first, second = ours.sample_request(event_type), ours.sample_request(event_type)
+        assert first.headers["x-signature"] == reference_signature(SECRET, first.body)
+        assert first.headers["x-event-name"] == event_type
+        assert json.loads(first.body)["meta"]["event_name"] == event_type
+        # The event id is the body's digest: two samples must not be one event, nor (as
+        # `payhook send` shows them) one payment; ids are digit strings, as Lemon Squeezy's.
+        assert ours.verify(first)[0].event_id != ours.verify(second)[0].event_id
+        ids = [json.loads(r.body)["data"]["id"] for r in (first, second)]
+        assert ids[0] != ids[1]
+        assert all(isinstance(i, str) and i.isdigit() for i in ids)

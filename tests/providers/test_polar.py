@@ -1,6 +1,8 @@
 """Polar: Standard Webhooks keyed with the raw dashboard secret, and the payment mapping.
 
-The reference is what Polar's own SDK does: ``standardwebhooks.Webhook(base64(secret))``.
+The reference is what Polar's own SDK does: ``standardwebhooks.Webhook(base64(secret))``. What
+every provider keeps (a changed body, a missing header or a foreign secret refused, rotation,
+tolerance both ways) is in the contract suite, tests/providers/test_contract.py.
 """
 
 from __future__ import annotations
@@ -23,20 +25,20 @@ from svix.webhooks import Webhook as SvixWebhook
 from payhook.core import ledger
 from payhook.core.ledger import PaymentStatus
 from payhook.core.model import StoredWebhook, WebhookRequest
-from payhook.core.payment import PaymentEvent, PaymentEventKind
+from payhook.core.payment import PaymentEvent
+from payhook.core.payment import PaymentEventKind as K
 from payhook.errors import PayloadError, VerificationError
 from payhook.providers.base import ProviderConfig
 from payhook.providers.polar import PolarProvider
 from payhook.service.ingest import Ingest
-from tests.conftest import FakeClock, load_event
+from tests.conftest import FakeClock, load_sample
 
-K = PaymentEventKind
 SECRET = "polar_whs_3LrQk8sVb0xN2mY7tH5dJ9cF4gA6pE1w"
 OTHER_SECRET = "polar_whs_rotated_Zq8W2e4R6t"
 MSG_ID = "msg_2hXc7ZqLkP0vNw4RtYb9"
 NOW = 1_750_436_470
 ORDER_ID = "b6a0c5a2-6a9e-4c53-9d2b-3f4e3f0e7a11"
-ORDER_PAID = load_event("polar", "order.paid.json")
+ORDER_PAID = load_sample("polar", "order.paid")
 
 # Hypothesis examples for the library-agreement test (reported in the README table).
 SDK_AGREEMENT_CASES = 200
@@ -73,7 +75,7 @@ def request(
 
 
 def edited(name: str, edit: Any) -> bytes:
-    event = json.loads(load_event("polar", name))
+    event = json.loads(load_sample("polar", name))
     edit(event)
     return json.dumps(event).encode()
 
@@ -98,45 +100,14 @@ def test_the_key_is_the_raw_secret_not_a_decoded_whsec_secret() -> None:
         provider().verify(delivery)
 
 
-@pytest.mark.parametrize("header", ["webhook-id", "webhook-timestamp", "webhook-signature"])
-def test_rejects_a_missing_header(header: str) -> None:
-    delivery = request()
-    del delivery.headers[header]
-    with pytest.raises(VerificationError, match="missing"):
-        provider().verify(delivery)
-
-
-def test_rejects_another_secret_and_a_tampered_body() -> None:
-    with pytest.raises(VerificationError):
-        provider().verify(request(secret=OTHER_SECRET))
-    delivery = request()
-    with pytest.raises(VerificationError):
-        provider().verify(WebhookRequest(ORDER_PAID.replace(b"2500", b"2501"), delivery.headers))
-
-
-def test_rejects_timestamps_outside_the_configured_tolerance(clock: FakeClock) -> None:
-    clock.now = NOW + 301
-    with pytest.raises(VerificationError, match="older"):
-        provider(clock).verify(request())
-    clock.now = NOW - 301
-    with pytest.raises(VerificationError, match="future"):
-        provider(clock).verify(request())
-    assert provider(clock, tolerance=400).verify(request())
-
-
-@pytest.mark.parametrize("signing_secret", [SECRET, OTHER_SECRET])
-def test_accepts_any_configured_secret_during_rotation(signing_secret: str) -> None:
-    assert provider(secrets=(OTHER_SECRET, SECRET)).verify(request(secret=signing_secret))
-
-
 def test_an_authentic_body_without_type_or_json_is_a_payload_error() -> None:
-    for body in (b"not json", edited("order.paid.json", lambda e: e.pop("type"))):
+    for body in (b"not json", edited("order.paid", lambda e: e.pop("type"))):
         with pytest.raises(PayloadError):
             provider().verify(request(body))
 
 
 def test_occurred_at_falls_back_to_the_signed_timestamp() -> None:
-    body = edited("order.paid.json", lambda e: e.update(timestamp="yesterday"))
+    body = edited("order.paid", lambda e: e.update(timestamp="yesterday"))
     assert provider().verify(request(body))[0].occurred_at == float(NOW)
 
 
@@ -232,13 +203,13 @@ def test_order_paid_is_a_payment_of_the_order_total() -> None:
 
 
 def test_order_refunded_counts_the_refunded_tax_too() -> None:
-    [event] = payment_events(load_event("polar", "order.refunded.json"))
+    [event] = payment_events(load_sample("polar", "order.refunded"))
     assert (event.kind, event.payment_id) == (K.REFUNDED, ORDER_ID)
     assert (event.refunded_total, event.captured_hint, event.amount) == (1250, 2500, None)
 
 
 def test_refund_created_is_one_refund_of_the_order_tax_included() -> None:
-    [event] = payment_events(load_event("polar", "refund.created.json"))
+    [event] = payment_events(load_sample("polar", "refund.created"))
     assert (event.kind, event.payment_id, event.refund_id, event.amount) == (
         K.REFUNDED,
         ORDER_ID,
@@ -249,12 +220,12 @@ def test_refund_created_is_one_refund_of_the_order_tax_included() -> None:
 
 @pytest.mark.parametrize("status", ["pending", "failed", "canceled"])
 def test_a_refund_that_has_not_succeeded_is_not_a_refund(status: str) -> None:
-    body = edited("refund.created.json", lambda e: e["data"].update(status=status))
+    body = edited("refund.created", lambda e: e["data"].update(status=status))
     assert payment_events(body) == []
 
 
 def test_refund_updated_to_succeeded_is_a_refund() -> None:
-    body = edited("refund.created.json", lambda e: e.update(type="refund.updated"))
+    body = edited("refund.created", lambda e: e.update(type="refund.updated"))
     [event] = payment_events(body)
     assert (event.kind, event.refund_id) == (K.REFUNDED, "4f2b8d6a-0c1e-4a3b-9d5f-7e8a6c4b2d10")
 
@@ -262,8 +233,8 @@ def test_refund_updated_to_succeeded_is_a_refund() -> None:
 def test_order_and_refund_events_combine_whatever_the_order() -> None:
     events = [
         *payment_events(ORDER_PAID),
-        *payment_events(load_event("polar", "order.refunded.json")),
-        *payment_events(load_event("polar", "refund.created.json")),
+        *payment_events(load_sample("polar", "order.refunded")),
+        *payment_events(load_sample("polar", "refund.created")),
     ]
     for order in itertools.permutations(events):
         record = ledger.derive("polar", ORDER_ID, list(order))
@@ -279,11 +250,11 @@ def test_a_full_refund_of_a_taxed_order_reads_as_refunded() -> None:
     def full(event: dict[str, Any]) -> None:
         event["data"].update(status="refunded", refunded_amount=2000, refunded_tax_amount=500)
 
-    events = [*payment_events(ORDER_PAID), *payment_events(edited("order.refunded.json", full))]
+    events = [*payment_events(ORDER_PAID), *payment_events(edited("order.refunded", full))]
     record = ledger.derive("polar", ORDER_ID, events)
     assert (record.status, record.amount_refunded) == (PaymentStatus.REFUNDED, 2500)
 
 
 def test_other_events_give_no_payment_event() -> None:
-    body = edited("order.paid.json", lambda e: e.update(type="subscription.active"))
+    body = edited("order.paid", lambda e: e.update(type="subscription.active"))
     assert payment_events(body) == []

@@ -15,7 +15,7 @@ import pytest
 from payhook.core.model import WebhookRequest
 from payhook.providers.shopify import shopify_signature
 from payhook.providers.stripe import sample_event, stripe_signature
-from tests.conftest import load_event
+from tests.conftest import load_sample
 from tests.reliability import fleet
 from tests.reliability.server import ReliabilityServer
 
@@ -73,7 +73,7 @@ def test_a_captured_shopify_body_replayed_300_times_under_fresh_ids_is_stored_on
     server = ReliabilityServer(tmp_path, ["shopify"], workers=1)
     server.start()
     try:
-        body = load_event("shopify", "orders-paid.json")
+        body = load_sample("shopify", "orders-paid")
         replays = [
             WebhookRequest(
                 body,

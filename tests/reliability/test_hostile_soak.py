@@ -25,7 +25,7 @@ from payhook.core.model import WebhookRequest
 from payhook.providers.shopify import shopify_signature
 from payhook.providers.stripe import sample_event, stripe_signature
 from payhook.service.ingest import Ingest
-from tests.conftest import count_rows, load_event
+from tests.conftest import count_rows, load_sample
 from tests.reliability import fleet, invariants
 from tests.reliability.conftest import soak_scale
 from tests.reliability.server import ReliabilityServer
@@ -133,7 +133,7 @@ def test_soak_every_hostile_traffic_at_once_beside_genuine_deliveries(
         request = providers["stripe"].sample_request()
         post("genuine", "stripe", request, fleet.delivery(ingest, "stripe", request).webhook_ids)
 
-    captured = load_event("shopify", "orders-paid.json")
+    captured = load_sample("shopify", "orders-paid")
     shopify_secret = fleet.SECTIONS["shopify"]["secrets"][0]
     replays = iter(range(10**9))
 

@@ -15,7 +15,8 @@ def when(timestamp: float | None) -> str:
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], out: TextIO = sys.stdout) -> None:
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], out: TextIO | None = None) -> None:
+    out = out or sys.stdout  # looked up per call: a default would keep the one at import
     cells = [[str("-" if c is None else c) for c in row] for row in rows]
     widths = [
         max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)
@@ -29,11 +30,13 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], out: TextIO = s
         out.write("(none)\n")
 
 
-def fields(pairs: Sequence[tuple[str, Any]], out: TextIO = sys.stdout) -> None:
+def fields(pairs: Sequence[tuple[str, Any]], out: TextIO | None = None) -> None:
+    out = out or sys.stdout
     width = max(len(k) for k, _ in pairs)
     for key, value in pairs:
         out.write(f"{key.ljust(width)}  {'-' if value is None else value}\n")
 
 
-def emit_json(data: Any, out: TextIO = sys.stdout) -> None:
+def emit_json(data: Any, out: TextIO | None = None) -> None:
+    out = out or sys.stdout
     out.write(json.dumps(data, indent=2, sort_keys=False) + "\n")

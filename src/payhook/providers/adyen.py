@@ -9,6 +9,9 @@ identify a notification. The classic integration expects the response body ``[ac
 The signatures are inside the body, so the body is parsed before anything is verified: at
 most ``MAX_BODY_BYTES`` of it, with ``json.loads``, then at most ``MAX_NOTIFICATION_ITEMS``
 items, verified in order until the first failure. Each item is stored as its canonical JSON.
+
+Samples (``payhook send``) are data: ``payhook/samples/adyen/<eventCode>.json``, one
+notification each, signed item by item when sent.
 """
 
 from __future__ import annotations
@@ -18,10 +21,8 @@ import hashlib
 import hmac
 import json
 import re
-import secrets as _secrets
-import string
 from binascii import b2a_base64
-from datetime import UTC, datetime
+from collections.abc import Sequence
 from typing import Any
 
 from payhook.core.clock import Clock, system_clock
@@ -30,15 +31,14 @@ from payhook.core.money import minor_amount, normalize_currency
 from payhook.core.payment import PaymentEvent, PaymentEventKind
 from payhook.errors import ConfigError, PayloadError, VerificationError
 from payhook.providers.base import (
-    HmacKeys,
     Provider,
     ProviderConfig,
     ProviderResponse,
-    any_signature_matches,
     iso_timestamp,
     parse_json_object,
     require_str,
 )
+from payhook.providers.samples import sample
 
 _HEX = re.compile(r"^(?:[0-9A-Fa-f]{2})+$")
 K = PaymentEventKind
@@ -60,6 +60,8 @@ MAX_BODY_BYTES = 64 * 1024
 # lone surrogate (which JSON can carry as an escape) stays an escape, so the bytes are always
 # encodable. Built once: json.dumps with options builds a new encoder on every call.
 _CANONICAL_JSON = json.JSONEncoder(separators=(",", ":"))
+# json.dumps's defaults, so ids stay as derived so far; called directly (a fifth cheaper).
+_IDENTITY_JSON = json.JSONEncoder()
 
 
 def decode_hmac_key(secret: str) -> bytes:
@@ -108,8 +110,9 @@ def adyen_signature(key: bytes, item: dict[str, Any]) -> str:
     return base64.b64encode(hmac.digest(key, signing_string(item), hashlib.sha256)).decode()
 
 
-def verify_notification_item(item: object, keys: HmacKeys) -> dict[str, Any]:
-    """Verify one NotificationRequestItem; returns it or raises VerificationError."""
+def verify_notification_item(item: object, keys: Sequence[hmac.HMAC]) -> dict[str, Any]:
+    """Verify one NotificationRequestItem against HMAC-SHA256 keys prepared once
+    (``hmac.new(key, digestmod=hashlib.sha256)``); returns it or raises VerificationError."""
     if not isinstance(item, dict):
         raise VerificationError("notification item is not an object")
     additional = item.get("additionalData")
@@ -118,9 +121,14 @@ def verify_notification_item(item: object, keys: HmacKeys) -> dict[str, Any]:
         raise VerificationError("notification item has no additionalData.hmacSignature")
     if not signature.isascii():
         raise VerificationError("hmacSignature is not base64")
-    message = signing_string(item)
-    expected = [b2a_base64(mac, newline=False) for mac in keys.digests(message)]
-    if not any_signature_matches(expected, [signature.encode()]):
+    message, received = signing_string(item), signature.encode()
+    matched = False
+    for key in keys:
+        mac = key.copy()
+        mac.update(message)
+        # No early exit: every key is tried, so timing says nothing about which one matched.
+        matched |= hmac.compare_digest(b2a_base64(mac.digest(), newline=False), received)
+    if not matched:
         raise VerificationError("no Adyen hmacSignature matches")
     return item
 
@@ -150,7 +158,7 @@ def notification_event_id(item: dict[str, Any]) -> str:
     """Deterministic id from (pspReference, eventCode, success, originalReference)."""
     psp = require_str(item, "pspReference", "NotificationRequestItem")
     identity = [psp, item.get("eventCode"), item.get("success"), item.get("originalReference")]
-    digest = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:20]
+    digest = hashlib.sha256(_IDENTITY_JSON.encode(identity).encode()).hexdigest()[:20]
     return f"{psp}:{digest}"
 
 
@@ -160,7 +168,9 @@ class AdyenProvider(Provider):
     sample_event_types = (
         "AUTHORISATION",
         "CAPTURE",
+        "CAPTURE_FAILED",
         "REFUND",
+        "REFUND_FAILED",
         "CANCELLATION",
         "CHARGEBACK",
         "CHARGEBACK_REVERSED",
@@ -169,13 +179,13 @@ class AdyenProvider(Provider):
     def __init__(self, config: ProviderConfig, clock: Clock = system_clock) -> None:
         super().__init__(config, clock)
         self.keys = [decode_hmac_key(s) for s in config.secrets]
-        self.hmac_keys = HmacKeys(self.keys)
+        self.prepared = [hmac.new(key, digestmod=hashlib.sha256) for key in self.keys]
 
     def verify(self, request: WebhookRequest) -> list[VerifiedEvent]:
         # Items are verified in order, and the first bad one rejects the request before any
         # item becomes an event.
         verified = [
-            verify_notification_item(item, self.hmac_keys)
+            verify_notification_item(item, self.prepared)
             for item in notification_items(request.body)
         ]
         return [
@@ -219,11 +229,14 @@ class AdyenProvider(Provider):
             )
         ]
 
-    def sample_request(self, event_type: str | None = None) -> WebhookRequest:
-        code = event_type or self.sample_event_types[0]
-        item = sample_item(code, int(self.clock()))
-        item["additionalData"]["hmacSignature"] = adyen_signature(self.keys[0], item)
-        body = {"live": "false", "notificationItems": [{"NotificationRequestItem": item}]}
+    def sample_request(self, event_type: str | None = None, **values: Any) -> WebhookRequest:
+        """The sample of ``event_type`` (an eventCode) with fresh references, each item signed
+        with the first key."""
+        body = sample("adyen", event_type or self.sample_event_types[0], self.clock(), **values)
+        for wrapper in body["notificationItems"]:
+            item = wrapper["NotificationRequestItem"]
+            signature = adyen_signature(self.keys[0], item)
+            item.setdefault("additionalData", {})["hmacSignature"] = signature
         return WebhookRequest(
             body=json.dumps(body, separators=(",", ":")).encode(),
             headers={"content-type": "application/json"},
@@ -252,29 +265,3 @@ def _kind(event_code: str, success: bool) -> tuple[PaymentEventKind, bool] | Non
     # A modification with success=false was not carried out: nothing changed on the payment.
     # REFUND_FAILED and unknown codes are not mapped either.
     return _MODIFICATIONS.get(event_code) if success else None
-
-
-def _psp_reference() -> str:
-    return "".join(_secrets.choice(string.ascii_uppercase + string.digits) for _ in range(16))
-
-
-def sample_item(event_code: str, now: int, amount: int = 1130) -> dict[str, Any]:
-    """An unsigned NotificationRequestItem shaped like Adyen's (JSON, webhooks v1)."""
-    item: dict[str, Any] = {
-        "additionalData": {"authCode": "076181", "cardSummary": "1111", "expiryDate": "03/2030"},
-        "amount": {"currency": "EUR", "value": amount},
-        "eventCode": event_code,
-        "eventDate": datetime.fromtimestamp(now, UTC).isoformat(),
-        "merchantAccountCode": "PayhookTest",
-        "merchantReference": "order-6735",
-        "paymentMethod": "visa",
-        "pspReference": _psp_reference(),
-        "reason": "",
-        "success": "true",
-    }
-    if event_code == "AUTHORISATION":
-        item["operations"] = ["CANCEL", "CAPTURE", "REFUND"]
-        item["reason"] = "076181:1111:03/2030"
-    else:
-        item["originalReference"] = _psp_reference()
-    return item

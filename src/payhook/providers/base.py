@@ -7,11 +7,8 @@ that is authentic but unusable raises ``PayloadError``.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -165,20 +162,9 @@ class Provider(ABC):
         """Answer a provider's GET verification challenge, if it has one."""
         return None
 
-    # helpers shared by the HMAC providers -------------------------------------------------
-
     def check_timestamp(self, timestamp: int) -> None:
         """Reject timestamps too old OR too far in the future (replay protection)."""
         check_tolerance(timestamp, self.clock(), self.tolerance_seconds)
-
-
-class HmacProvider(Provider):
-    """A provider whose secrets are HMAC-SHA256 keys, as UTF-8 text, signing the body (or a
-    provider-specific text around it): ``self.keys``, prepared once."""
-
-    def __init__(self, config: ProviderConfig, clock: Clock = system_clock) -> None:
-        super().__init__(config, clock)
-        self.keys = HmacKeys.of_secrets(config)
 
 
 def check_tolerance(timestamp: float, now: float, tolerance: int) -> None:
@@ -189,115 +175,10 @@ def check_tolerance(timestamp: float, now: float, tolerance: int) -> None:
         raise VerificationError("timestamp is too far in the future")
 
 
-def _bytes(value: bytes | str) -> bytes:
-    # surrogatepass: a stray surrogate in a header compares unequal instead of raising.
-    return value.encode("utf-8", "surrogatepass") if isinstance(value, str) else value
-
-
-def any_signature_matches(expected: Sequence[bytes | str], received: Sequence[bytes | str]) -> bool:
-    """Constant-time comparison of every expected signature with every received one."""
-    if len(expected) == 1 and len(received) == 1:
-        # One secret, one signature (the usual case): the one comparison, without the loops,
-        # and as given when both are bytes or both ASCII text (compare_digest takes those;
-        # callers pass one type, as raising costs more than encoding).
-        try:
-            return hmac.compare_digest(expected[0], received[0])  # type: ignore[arg-type]
-        except TypeError:  # bytes with text, or non-ASCII text: as bytes, as below
-            return hmac.compare_digest(_bytes(expected[0]), _bytes(received[0]))
-    matched = False
-    for candidate in expected:
-        a = _bytes(candidate)
-        for signature in received:
-            # No early exit: every pair is compared, so timing says nothing about which matched.
-            matched |= hmac.compare_digest(a, _bytes(signature))
-    return matched
-
-
-_IPAD = bytes(x ^ 0x36 for x in range(256))
-_OPAD = bytes(x ^ 0x5C for x in range(256))
-
-
-class HmacKeys:
-    """HMAC-SHA256 under each of several keys (rotation), prepared once (RFC 2104).
-
-    ``hmac.digest`` sets OpenSSL's HMAC up afresh on every call; here each key's padded blocks
-    are hashed once, and a message costs two copies of prepared SHA-256 states: half the time.
-    ``prefix`` is signed ahead of every message (Square's notification URL).
-    ``digests(m)[i]`` is ``hmac.digest(keys[i], prefix + m, "sha256")``.
-    """
-
-    __slots__ = ("_states",)
-
-    def __init__(self, keys: Iterable[bytes], prefix: bytes = b"") -> None:
-        states = []
-        for key in keys:
-            if len(key) > 64:  # longer than a block: the key is hashed first
-                key = hashlib.sha256(key).digest()
-            key = key.ljust(64, b"\0")
-            inner = hashlib.sha256(key.translate(_IPAD))
-            inner.update(prefix)
-            states.append((inner, hashlib.sha256(key.translate(_OPAD))))
-        self._states = tuple(states)
-
-    @classmethod
-    def of_secrets(cls, config: ProviderConfig, prefix: bytes = b"") -> HmacKeys:
-        """The configured secrets, as UTF-8, in order."""
-        try:
-            return cls([secret.encode() for secret in config.secrets], prefix)
-        except UnicodeEncodeError:
-            raise ConfigError(f"providers.{config.name}.secrets: not UTF-8 text") from None
-
-    def __len__(self) -> int:
-        return len(self._states)
-
-    def digests(self, message: bytes) -> list[bytes]:
-        """The message's HMAC under every key, in order (one call per message, not one per
-        key: this is on every verification)."""
-        if len(self._states) == 1:  # one secret, the usual case: no loop (a fifth of the cost)
-            inner, outer = self._states[0]
-            return [_finish(inner, outer, message).digest()]
-        return [_finish(inner, outer, message).digest() for inner, outer in self._states]
-
-    def hexdigests(self, message: bytes) -> list[str]:
-        """As digests, in lower-case hex."""
-        if len(self._states) == 1:
-            inner, outer = self._states[0]
-            return [_finish(inner, outer, message).hexdigest()]
-        return [_finish(inner, outer, message).hexdigest() for inner, outer in self._states]
-
-
-def _finish(inner: Any, outer: Any, message: bytes) -> Any:
-    """The outer hash of one prepared key over ``message``. hashlib, not hmac: below 2 KiB
-    neither releases the GIL (hmac.digest always does, and taking it back waits on the event
-    loop and the writer in the server)."""
-    inner = inner.copy()
-    inner.update(message)
-    outer = outer.copy()
-    outer.update(inner.digest())
-    return outer
-
-
-_DECODER = json.JSONDecoder()
-_SCAN: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
-
-
 def parse_json_object(body: bytes) -> dict[str, Any]:
     """Decode an authentic body; anything but a JSON object is a PayloadError."""
     try:
-        # UTF-8 first: json.loads(bytes) sniffs for UTF-16/32 on every call (~1 us). Bodies
-        # that are not plainly UTF-8 JSON (a BOM, UTF-16/32) still take json.loads's general
-        # path, so what is accepted does not change.
-        if body[:1] in (b"{", b"[") and body[1:2] != b"\x00":
-            text = body.decode()
-            # The scanner alone; only a body with something after its value (whitespace, or
-            # extra data to reject) needs the decoder's end-of-text rules.
-            data, end = _SCAN(text, 0)
-            if end != len(text):
-                data = _DECODER.decode(text)
-        else:
-            data = json.loads(body)
-    except StopIteration as exc:  # the scanner's "no value here" (decode says Expecting value)
-        raise PayloadError("body is not valid JSON: Expecting value") from exc
+        data = json.loads(body)
     except (ValueError, RecursionError) as exc:  # also UnicodeDecodeError, the int-digit limit
         reason = exc.msg if isinstance(exc, json.JSONDecodeError) else type(exc).__name__
         raise PayloadError(f"body is not valid JSON: {reason}") from exc

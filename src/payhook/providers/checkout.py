@@ -1,17 +1,15 @@
 """Checkout.com: ``Cko-Signature``, hex HMAC-SHA256 of the raw body with the signature key.
 
 A webhook can also be configured to send a fixed ``Authorization`` header value; when the
-option ``authorization`` is set, that header must match it too (compared in constant time).
-Checkout.com publishes no SDK helper for this; the scheme follows its webhook documentation.
+option ``authorization`` is set, that header must match it too (compared in constant time),
+and it is checked with the signature, before the body is read: a wrong one is a verification
+failure whatever the body. Checkout.com publishes no SDK helper for this; the scheme follows
+its webhook documentation.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import json
-import secrets as _secrets
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from msgspec import Meta
@@ -19,51 +17,20 @@ from msgspec import Meta
 from payhook.core.clock import Clock, system_clock
 from payhook.core.model import StoredWebhook, VerifiedEvent, WebhookRequest
 from payhook.core.money import minor_amount, normalize_currency
-from payhook.core.payment import PaymentEvent, PaymentEventKind
-from payhook.errors import ConfigError, PayloadError, VerificationError
+from payhook.core.payment import PaymentEvent
+from payhook.core.payment import PaymentEventKind as K
+from payhook.errors import PayloadError, VerificationError
 from payhook.providers.base import (
-    HmacKeys,
-    HmacProvider,
     ProviderConfig,
     ProviderOptions,
-    any_signature_matches,
     dig,
     iso_timestamp,
     parse_json_object,
     require_str,
 )
+from payhook.providers.hmac import HmacProvider, HmacScheme, Signed
 
-SIGNATURE_HEADER = "cko-signature"
-AUTHORIZATION_HEADER = "authorization"
-K = PaymentEventKind
-
-
-def checkout_signature(key: str, body: bytes) -> str:
-    return hmac.digest(key.encode(), body, hashlib.sha256).hex()
-
-
-def verify_checkout_signature(
-    body: bytes,
-    signature: str | None,
-    authorization: str | None,
-    keys: HmacKeys,
-    expected_authorization: str | None,
-) -> None:
-    """Raise VerificationError unless the body is signed by a configured key (and, when one is
-    configured, the Authorization header carries the expected value)."""
-    if not signature:
-        raise VerificationError("missing Cko-Signature header")
-    if not signature.isascii():
-        raise VerificationError("Cko-Signature is not hex")
-    if not any_signature_matches(keys.hexdigests(body), [signature]):
-        raise VerificationError("no Checkout.com signature matches")
-    if expected_authorization is not None:
-        if not authorization:
-            raise VerificationError("missing Authorization header")
-        # surrogatepass: a stray surrogate must compare unequal, not raise.
-        received = authorization.encode("utf-8", "surrogatepass")
-        if not hmac.compare_digest(received, expected_authorization.encode()):
-            raise VerificationError("Authorization header does not match")
+SCHEME = HmacScheme(header="Cko-Signature")
 
 
 class CheckoutOptions(ProviderOptions, frozen=True):
@@ -74,6 +41,7 @@ class CheckoutOptions(ProviderOptions, frozen=True):
 class CheckoutProvider(HmacProvider):
     Options = CheckoutOptions
     type_name = "checkout"
+    scheme = SCHEME
     sample_event_types = (
         "payment_captured",
         "payment_approved",
@@ -86,23 +54,24 @@ class CheckoutProvider(HmacProvider):
     )
 
     def __init__(self, config: ProviderConfig, clock: Clock = system_clock) -> None:
-        super().__init__(config, clock)
-        authorization = config.option("authorization")
-        if authorization is not None and (not isinstance(authorization, str) or not authorization):
-            raise ConfigError(
-                f"providers.{config.name}.authorization: got {type(authorization).__name__},"
-                " expected the Authorization header value as a non-empty string"
-            )
-        self.authorization: str | None = authorization
+        super().__init__(config, clock)  # CheckoutOptions has checked the option's type
+        self.authorization: str | None = config.option("authorization")
 
     def verify(self, request: WebhookRequest) -> list[VerifiedEvent]:
-        verify_checkout_signature(
-            request.body,
-            request.headers.get(SIGNATURE_HEADER),
-            request.headers.get(AUTHORIZATION_HEADER),
-            self.keys,
-            self.authorization,
-        )
+        signed = self.engine.verify(request)
+        if self.authorization is not None:
+            received = request.headers.get("authorization")
+            if not received:
+                raise VerificationError("missing Authorization header")
+            # surrogatepass: a stray surrogate must compare unequal, not raise.
+            if not hmac.compare_digest(
+                received.encode("utf-8", "surrogatepass"),
+                self.authorization.encode("utf-8", "surrogatepass"),
+            ):
+                raise VerificationError("Authorization header does not match")
+        return self.events(request, signed)
+
+    def events(self, request: WebhookRequest, signed: Signed) -> list[VerifiedEvent]:
         event = parse_json_object(request.body)
         # Classic events carry created_on; Flow-era events carry timestamp instead.
         occurred = event.get("created_on", event.get("timestamp"))
@@ -114,6 +83,9 @@ class CheckoutProvider(HmacProvider):
                 occurred_at=iso_timestamp(occurred, naive_as_utc=False),
             )
         ]
+
+    def sample_headers(self, event_type: str, body: bytes) -> dict[str, str]:
+        return {} if self.authorization is None else {"authorization": self.authorization}
 
     def payment_events(self, webhook: StoredWebhook) -> list[PaymentEvent]:
         kind = _KINDS.get(webhook.event_type)
@@ -150,18 +122,6 @@ class CheckoutProvider(HmacProvider):
             )
         ]
 
-    def sample_request(self, event_type: str | None = None) -> WebhookRequest:
-        event_type = event_type or self.sample_event_types[0]
-        body = json.dumps(sample_event(event_type, int(self.clock())), separators=(",", ":"))
-        raw = body.encode()
-        headers = {
-            "content-type": "application/json",
-            SIGNATURE_HEADER: checkout_signature(self.config.secrets[0], raw),
-        }
-        if self.authorization is not None:
-            headers[AUTHORIZATION_HEADER] = self.authorization
-        return WebhookRequest(body=raw, headers=headers)
-
 
 _KINDS = {
     "payment_pending": K.PENDING,
@@ -182,46 +142,3 @@ _KINDS = {
     "dispute_expired": K.DISPUTE_LOST,
 }
 _DISPUTE_KINDS = {K.DISPUTE_OPENED, K.DISPUTE_WON, K.DISPUTE_LOST}
-
-
-def _cko_id(prefix: str) -> str:
-    alphabet = "abcdefghijklmnopqrstuvwxyz234567"
-    return prefix + "_" + "".join(_secrets.choice(alphabet) for _ in range(26))
-
-
-def sample_event(event_type: str, now: int, amount: int = 10000) -> dict[str, Any]:
-    """A Checkout.com event shaped like the documented examples."""
-    created = datetime.fromtimestamp(now, UTC).isoformat().replace("+00:00", "Z")
-    payment_id = _cko_id("pay")
-    data: dict[str, Any]
-    if event_type.startswith("payment_"):
-        data = {
-            "id": payment_id,
-            "action_id": _cko_id("act"),
-            "amount": amount,
-            "currency": "EUR",
-            "reference": "ORD-5023-4E89",
-            "processed_on": created,
-            "response_code": "20005" if event_type == "payment_declined" else "10000",
-            "response_summary": "Declined" if event_type == "payment_declined" else "Approved",
-        }
-    elif event_type.startswith("dispute_"):
-        data = {
-            "id": _cko_id("dsp"),
-            "payment_id": payment_id,
-            "amount": amount,
-            "currency": "EUR",
-            "category": "fraudulent",
-            "reference": "ORD-5023-4E89",
-            "date": created,
-        }
-    else:
-        raise PayloadError(f"no Checkout.com sample for event type {event_type!r}")
-    event_id = _cko_id("evt")
-    return {
-        "id": event_id,
-        "type": event_type,
-        "created_on": created,
-        "data": data,
-        "_links": {"self": {"href": f"https://api.sandbox.checkout.com/events/{event_id}"}},
-    }

@@ -9,27 +9,17 @@ amounts or currencies, so the ledger learns states, not sums, from them.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import secrets as _secrets
-from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from payhook.core.model import StoredWebhook, VerifiedEvent, WebhookRequest
-from payhook.core.payment import PaymentEvent, PaymentEventKind
-from payhook.errors import PayloadError, VerificationError
-from payhook.providers.base import (
-    HmacKeys,
-    HmacProvider,
-    any_signature_matches,
-    dig,
-    iso_timestamp,
-    parse_json_object,
-)
+from payhook.core.payment import PaymentEvent
+from payhook.core.payment import PaymentEventKind as K
+from payhook.errors import PayloadError
+from payhook.providers.base import dig, iso_timestamp, parse_json_object
+from payhook.providers.hmac import HmacProvider, HmacScheme, Signed
 
-SIGNATURE_HEADER = "webhook-signature"
-K = PaymentEventKind
+SCHEME = HmacScheme(header="Webhook-Signature")
 
 # Compact and ASCII-only (ensure_ascii): the same event always stores as the same bytes, and a
 # lone surrogate (which JSON can carry as an escape) stays an escape, so the bytes are always
@@ -57,29 +47,9 @@ _PAYMENT_KINDS = {
 _REFUND_TYPES = {"refunds.created", "refunds.paid", "refunds.refund_settled"}
 
 
-def gocardless_signature(secret: str, body: bytes) -> str:
-    return hmac.digest(secret.encode(), body, hashlib.sha256).hex()
-
-
-def verify_gocardless_signature(body: bytes, header: str | None, keys: HmacKeys) -> None:
-    """Raise VerificationError unless ``header`` is the body's signature under some key."""
-    if not header:
-        raise VerificationError("missing Webhook-Signature header")
-    if not any_signature_matches(keys.hexdigests(body), [header]):
-        raise VerificationError("no GoCardless signature matches")
-
-
-def _missing(item: dict[str, Any], index: int) -> PayloadError:
-    """The error for the first required field of an event that is not a non-empty string."""
-    for key in ("id", "resource_type", "action"):
-        value = item.get(key)
-        if not isinstance(value, str) or not value:
-            break
-    return PayloadError(f"events[{index}].{key} is missing or not a string")
-
-
 class GoCardlessProvider(HmacProvider):
     type_name = "gocardless"
+    scheme = SCHEME
     rejection_status: ClassVar[int] = 498
     sample_event_types = (
         "payments.confirmed",
@@ -87,13 +57,15 @@ class GoCardlessProvider(HmacProvider):
         "payments.failed",
         "payments.cancelled",
         "payments.charged_back",
+        "payments.chargeback_cancelled",
+        "refunds.created",
         "refunds.paid",
+        "refunds.failed",
+        "mandates.active",
     )
 
-    def verify(self, request: WebhookRequest) -> list[VerifiedEvent]:
-        body = request.body
-        verify_gocardless_signature(body, request.headers.get(SIGNATURE_HEADER), self.keys)
-        events = parse_json_object(body).get("events")
+    def events(self, request: WebhookRequest, signed: Signed) -> list[VerifiedEvent]:
+        events = parse_json_object(request.body).get("events")
         if not isinstance(events, list):
             raise PayloadError("body.events is missing or not a list")
         verified = []
@@ -147,58 +119,13 @@ class GoCardlessProvider(HmacProvider):
             fields["refund_id"] = refund_id
         else:
             return []
-        return [
-            PaymentEvent.of(
-                webhook,
-                payment_id=payment_id,
-                kind=kind,
-                **fields,
-            )
-        ]
-
-    def sample_request(self, event_type: str | None = None) -> WebhookRequest:
-        event_type = event_type or self.sample_event_types[0]
-        now = int(self.clock())
-        body = json.dumps(sample_body(event_type, now), separators=(",", ":")).encode()
-        return WebhookRequest(
-            body=body,
-            headers={
-                "content-type": "application/json",
-                SIGNATURE_HEADER: gocardless_signature(self.config.secrets[0], body),
-            },
-        )
+        return [PaymentEvent.of(webhook, payment_id=payment_id, kind=kind, **fields)]
 
 
-def _rid(prefix: str) -> str:
-    return prefix + _secrets.token_hex(6).upper()
-
-
-def sample_body(event_type: str, now: int) -> dict[str, Any]:
-    """A GoCardless webhook body shaped like the real thing: one event plus ``meta``."""
-    resource_type, _, action = event_type.partition(".")
-    if resource_type not in ("payments", "refunds") or not action:
-        raise PayloadError(f"no GoCardless sample for event type {event_type!r}")
-    payment = _rid("PM")
-    links: dict[str, str] = {"payment": payment}
-    if resource_type == "refunds":
-        links["refund"] = _rid("RF")
-    created = datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds")
-    return {
-        "events": [
-            {
-                "id": _rid("EV"),
-                "created_at": created.replace("+00:00", "Z"),
-                "resource_type": resource_type,
-                "action": action,
-                "links": links,
-                "details": {
-                    "origin": "gocardless",
-                    "cause": f"{resource_type[:-1]}_{action}",
-                    "description": f"Sample {resource_type[:-1]} {action} event.",
-                },
-                "metadata": {},
-                "resource_metadata": {"order_dispatch_date": "2026-01-12"},
-            }
-        ],
-        "meta": {"webhook_id": _rid("WB")},
-    }
+def _missing(item: dict[str, Any], index: int) -> PayloadError:
+    """The error for the first required field of an event that is not a non-empty string."""
+    for key in ("id", "resource_type", "action"):
+        value = item.get(key)
+        if not isinstance(value, str) or not value:
+            break
+    return PayloadError(f"events[{index}].{key} is missing or not a string")

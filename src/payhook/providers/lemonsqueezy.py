@@ -1,10 +1,12 @@
 """Lemon Squeezy: ``X-Signature`` is the hex HMAC-SHA256 of the raw body (key: the signing secret).
 
-Only the body is signed: there is no timestamp (so no replay window to check) and no event id.
-The event id is derived as the SHA-256 of the raw body. Lemon Squeezy resends the same bytes
-when it retries, so a redelivery dedups; and since only signed bytes go into the id, replaying a
-captured body with an altered (unsigned) ``X-Event-Name`` header cannot create a second event.
-Two different facts never share a body: each carries its own event name and ``updated_at``.
+The lower-case hex is compared as the documented recipe compares it, exactly. Only the body is
+signed: there is no timestamp (so no replay window to check) and no event id. The event id is
+derived as the SHA-256 of the raw body. Lemon Squeezy resends the same bytes when it retries, so
+a redelivery dedups; and since only signed bytes go into the id, replaying a captured body with
+an altered (unsigned) ``X-Event-Name`` header cannot create a second event, and one that
+disagrees with the signed ``meta.event_name`` makes the delivery unusable. Two different facts
+never share a body: each carries its own event name and ``updated_at``.
 
 Lemon Squeezy ids are sequential per resource type, so an order and a subscription invoice can
 share a number: payment ids are namespaced with the JSON:API type (``orders/1``,
@@ -13,85 +15,42 @@ share a number: payment ids are namespaced with the JSON:API type (``orders/1``,
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
-import secrets as _secrets
-from datetime import UTC, datetime
 from typing import Any
 
-from payhook.core.model import StoredWebhook, VerifiedEvent, WebhookRequest
+from payhook.core.model import StoredWebhook, VerifiedEvent, WebhookRequest, body_digest
 from payhook.core.money import minor_amount, normalize_currency
-from payhook.core.payment import PaymentEvent, PaymentEventKind
-from payhook.errors import PayloadError, VerificationError
-from payhook.providers.base import (
-    HmacProvider,
-    any_signature_matches,
-    dig,
-    iso_timestamp,
-    parse_json_object,
-    require_str,
-)
+from payhook.core.payment import PaymentEvent
+from payhook.core.payment import PaymentEventKind as K
+from payhook.errors import PayloadError
+from payhook.providers.base import dig, iso_timestamp, parse_json_object, require_str
+from payhook.providers.hmac import HmacProvider, HmacScheme, Signed
 
-SIGNATURE_HEADER = "x-signature"
+SCHEME = HmacScheme(header="X-Signature")
 EVENT_NAME_HEADER = "x-event-name"
-K = PaymentEventKind
-
-_ORDER_STATUS = {"paid": K.SUCCEEDED, "pending": K.PENDING, "failed": K.FAILED}
-# Event name -> the JSON:API resource type its data must be.
-_RESOURCE = {
-    "order_created": "orders",
-    "order_refunded": "orders",
-    "subscription_payment_success": "subscription-invoices",
-}
-
-
-def lemonsqueezy_signature(secret: str, body: bytes) -> str:
-    return hmac.digest(secret.encode(), body, hashlib.sha256).hex()
-
-
-def derived_event_id(body: bytes) -> str:
-    return "sha256:" + hashlib.sha256(body).hexdigest()
-
-
-def _event_name(request: WebhookRequest, body: dict[str, Any]) -> str:
-    in_body = dig(body, "meta", "event_name")
-    in_header = request.header(EVENT_NAME_HEADER)
-    if in_body is not None and (not isinstance(in_body, str) or not in_body):
-        raise PayloadError("meta.event_name is not a string")
-    if in_body and in_header and in_body != in_header:
-        raise PayloadError("X-Event-Name header and meta.event_name disagree")
-    name = in_body or in_header
-    if not name:
-        raise PayloadError("no event name in X-Event-Name or meta.event_name")
-    return name
 
 
 class LemonSqueezyProvider(HmacProvider):
     type_name = "lemonsqueezy"
+    scheme = SCHEME
     #: Its dashboard takes any signing secret of 6 to 40 characters.
     min_secret_bytes = 6
     sample_event_types = ("order_created", "order_refunded", "subscription_payment_success")
 
-    def verify(self, request: WebhookRequest) -> list[VerifiedEvent]:
-        received = request.headers.get(SIGNATURE_HEADER)
-        if not received:
-            raise VerificationError("missing X-Signature header")
-        expected = self.keys.hexdigests(request.body)
-        # Compared exactly as the documented recipe compares it: lower-case hex, nothing else.
-        if not any_signature_matches(expected, [received]):
-            raise VerificationError("X-Signature does not match")
+    def events(self, request: WebhookRequest, signed: Signed) -> list[VerifiedEvent]:
         body = parse_json_object(request.body)
         attributes = dig(body, "data", "attributes")
         updated = attributes.get("updated_at") if isinstance(attributes, dict) else None
         return [
             VerifiedEvent(
-                event_id=derived_event_id(request.body),
+                event_id=body_digest(request.body),
                 event_type=_event_name(request, body),
                 payload=request.body,
                 occurred_at=iso_timestamp(updated),
             )
         ]
+
+    def sample_headers(self, event_type: str, body: bytes) -> dict[str, str]:
+        return {EVENT_NAME_HEADER: event_type}
 
     def payment_events(self, webhook: StoredWebhook) -> list[PaymentEvent]:
         resource = _RESOURCE.get(webhook.event_type)
@@ -129,43 +88,27 @@ class LemonSqueezyProvider(HmacProvider):
             )
         ]
 
-    def sample_request(self, event_type: str | None = None) -> WebhookRequest:
-        event_type = event_type or self.sample_event_types[0]
-        if event_type not in _RESOURCE:
-            raise PayloadError(f"no Lemon Squeezy sample for event type {event_type!r}")
-        now = datetime.fromtimestamp(int(self.clock()), UTC).isoformat().replace("+00:00", "Z")
-        refunded = event_type == "order_refunded"
-        attributes = {
-            "store_id": 1,
-            "customer_id": 1,
-            "currency": "USD",
-            "total": 2000,
-            "status": "refunded" if refunded else "paid",
-            "refunded": refunded,
-            "refunded_amount": 2000 if refunded else 0,
-            "created_at": now,
-            "updated_at": now,
-            "test_mode": True,
-        }
-        body = json.dumps(
-            {
-                "meta": {"event_name": event_type, "test_mode": True},
-                "data": {
-                    "type": _RESOURCE[event_type],
-                    "id": str(_secrets.randbelow(10**7) + 1),
-                    "attributes": attributes,
-                },
-            },
-            separators=(",", ":"),
-        ).encode()
-        return WebhookRequest(
-            body=body,
-            headers={
-                "content-type": "application/json",
-                EVENT_NAME_HEADER: event_type,
-                SIGNATURE_HEADER: lemonsqueezy_signature(self.config.secrets[0], body),
-            },
-        )
+
+_ORDER_STATUS = {"paid": K.SUCCEEDED, "pending": K.PENDING, "failed": K.FAILED}
+# Event name -> the JSON:API resource type its data must be.
+_RESOURCE = {
+    "order_created": "orders",
+    "order_refunded": "orders",
+    "subscription_payment_success": "subscription-invoices",
+}
+
+
+def _event_name(request: WebhookRequest, body: dict[str, Any]) -> str:
+    in_body = dig(body, "meta", "event_name")
+    in_header = request.header(EVENT_NAME_HEADER)
+    if in_body is not None and (not isinstance(in_body, str) or not in_body):
+        raise PayloadError("meta.event_name is not a string")
+    if in_body and in_header and in_body != in_header:
+        raise PayloadError("X-Event-Name header and meta.event_name disagree")
+    name = in_body or in_header
+    if not name:
+        raise PayloadError("no event name in X-Event-Name or meta.event_name")
+    return name
 
 
 def _refunded_total(attributes: dict[str, Any], total: int) -> int:

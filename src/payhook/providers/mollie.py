@@ -1,8 +1,9 @@
 """Mollie: next-gen webhooks signed with ``X-Mollie-Signature: sha256=<hex>``, classic unsigned.
 
-Next-gen: hex HMAC-SHA256 of the raw body; the ``sha256=`` prefix is optional, as in the
-official SDK. The event is ``{id, type, entityId, createdAt, _embedded.entity}``; amounts are
-``{"value": "10.00", "currency": "EUR"}`` in major units.
+Next-gen: hex HMAC-SHA256 of the raw body, compared as sent (lower-case hex); the ``sha256=``
+prefix is optional, as in the official SDK. The event is ``{id, type, entityId, createdAt,
+_embedded.entity}`` (a "simple" payload leaves the entity out); amounts are ``{"value":
+"10.00", "currency": "EUR"}`` in major units.
 
 Classic webhooks (``id=tr_...`` form posts, no signature) are accepted only when the section sets
 ``allow_classic = true``. They are stored as unverified and feed no ledger row: the body holds
@@ -16,12 +17,7 @@ already-stored post (Mollie waits a minute or more) is stored twice, the safe di
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import re
-import secrets as _secrets
-from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
@@ -30,22 +26,21 @@ from msgspec import Meta
 from payhook.core.clock import Clock, system_clock
 from payhook.core.model import StoredWebhook, VerifiedEvent, WebhookRequest
 from payhook.core.money import major_to_minor, normalize_currency
-from payhook.core.payment import PaymentEvent, PaymentEventKind
-from payhook.errors import ConfigError, PayloadError, VerificationError
+from payhook.core.payment import PaymentEvent
+from payhook.core.payment import PaymentEventKind as K
+from payhook.errors import VerificationError
+from payhook.options import convert
 from payhook.providers.base import (
-    HmacKeys,
-    HmacProvider,
     ProviderConfig,
     ProviderOptions,
-    any_signature_matches,
     dig,
     iso_timestamp,
     parse_json_object,
     require_str,
 )
+from payhook.providers.hmac import HmacProvider, HmacScheme, OptionalPrefix, Signed
 
-SIGNATURE_HEADER = "x-mollie-signature"
-SIGNATURE_PREFIX = "sha256="
+SCHEME = HmacScheme(header="X-Mollie-Signature", listing=OptionalPrefix("sha256="))
 CLASSIC_DEDUP_SECONDS = 5
 _CLASSIC_ID = re.compile(r"([a-z]{2,5})_[A-Za-z0-9]{1,64}")
 #: The longest body a classic webhook can be: ``id=`` and an id of at most 70 characters,
@@ -53,7 +48,6 @@ _CLASSIC_ID = re.compile(r"([a-z]{2,5})_[A-Za-z0-9]{1,64}")
 #: bodies are refused before parse_qs, which costs a Python step per field.
 _CLASSIC_BODY_MAX_BYTES = 3 * len("id") + len("=") + 3 * (5 + 1 + 64)
 _CLASSIC_TYPES = {"tr": "payment", "ord": "order", "sub": "subscription", "re": "refund"}
-K = PaymentEventKind
 
 _PAYMENT_KINDS = {
     "payment.pending": K.PENDING,
@@ -66,17 +60,6 @@ _PAYMENT_KINDS = {
 # Only refund.refunded moves money for good: queued, pending and processing refunds can still be
 # canceled or fail, and the ledger has no way to take a counted refund back.
 _REFUND_TYPES = {"refund.refunded"}
-
-
-def mollie_signature(secret: str, body: bytes) -> str:
-    return hmac.digest(secret.encode(), body, hashlib.sha256).hex()
-
-
-def verify_mollie_signature(body: bytes, header: str, keys: HmacKeys) -> None:
-    """Raise VerificationError unless ``header`` signs ``body`` under one of the keys."""
-    received = header.removeprefix(SIGNATURE_PREFIX)
-    if not any_signature_matches(keys.hexdigests(body), [received]):
-        raise VerificationError("no Mollie signature matches")
 
 
 def classic_resource_id(body: bytes) -> str:
@@ -101,6 +84,7 @@ class MollieOptions(ProviderOptions, frozen=True):
 class MollieProvider(HmacProvider):
     Options = MollieOptions
     type_name = "mollie"
+    scheme = SCHEME
     sample_event_types = (
         "payment.paid",
         "payment.authorized",
@@ -108,38 +92,27 @@ class MollieProvider(HmacProvider):
         "payment.canceled",
         "payment.expired",
         "refund.refunded",
+        "refund.failed",
     )
 
     def __init__(self, config: ProviderConfig, clock: Clock = system_clock) -> None:
         super().__init__(config, clock)
-        allow_classic = config.option("allow_classic", False)
-        if not isinstance(allow_classic, bool):
-            raise ConfigError(
-                f"providers.{config.name}.allow_classic: got {allow_classic!r}, expected true/false"
-            )
-        window = config.option("classic_dedup_seconds", CLASSIC_DEDUP_SECONDS)
-        if isinstance(window, bool) or not isinstance(window, int) or window <= 0:
-            raise ConfigError(
-                f"providers.{config.name}.classic_dedup_seconds: got {window!r},"
-                " expected a positive integer"
-            )
-        self.allow_classic = allow_classic
-        self.classic_dedup_seconds = window
+        options = convert(config.options, MollieOptions, f"providers.{config.name}")
+        self.allow_classic = options.allow_classic
+        self.classic_dedup_seconds = options.classic_dedup_seconds
 
     def verify(self, request: WebhookRequest) -> list[VerifiedEvent]:
-        body = request.body
-        header = request.headers.get(SIGNATURE_HEADER)
-        if not header:
-            if self.allow_classic:
-                return [self._classic_event(body)]
-            raise VerificationError("missing X-Mollie-Signature header")
-        verify_mollie_signature(body, header, self.keys)
-        event = parse_json_object(body)
+        if self.allow_classic and not request.headers.get("x-mollie-signature"):
+            return [self._classic_event(request.body)]
+        return super().verify(request)
+
+    def events(self, request: WebhookRequest, signed: Signed) -> list[VerifiedEvent]:
+        event = parse_json_object(request.body)
         return [
             VerifiedEvent(
                 require_str(event, "id"),
                 require_str(event, "type"),
-                body,
+                request.body,
                 iso_timestamp(event.get("createdAt")),
             )
         ]
@@ -184,69 +157,4 @@ class MollieProvider(HmacProvider):
             currency = normalize_currency(amount.get("currency"))
             fields["currency"] = currency
             fields["amount"] = major_to_minor(amount.get("value"), currency)
-        return [
-            PaymentEvent.of(
-                webhook,
-                payment_id=payment_id,
-                kind=kind,
-                **fields,
-            )
-        ]
-
-    def sample_request(self, event_type: str | None = None) -> WebhookRequest:
-        event_type = event_type or self.sample_event_types[0]
-        now = int(self.clock())
-        body = json.dumps(sample_event(event_type, now), separators=(",", ":")).encode()
-        signature = mollie_signature(self.config.secrets[0], body)
-        return WebhookRequest(
-            body=body,
-            headers={
-                "content-type": "application/json",
-                SIGNATURE_HEADER: SIGNATURE_PREFIX + signature,
-            },
-        )
-
-
-def _rid(prefix: str) -> str:
-    return f"{prefix}_{_secrets.token_urlsafe(9).replace('-', 'x').replace('_', 'y')}"
-
-
-def sample_event(event_type: str, now: int, value: str = "10.00") -> dict[str, Any]:
-    """A next-gen Mollie event with a full (embedded) payload, shaped like the real thing."""
-    created = datetime.fromtimestamp(now, UTC).isoformat()
-    payment_id = _rid("tr")
-    entity: dict[str, Any]
-    if event_type in _PAYMENT_KINDS:
-        status = event_type.removeprefix("payment.")
-        entity = {
-            "resource": "payment",
-            "id": payment_id,
-            "mode": "test",
-            "status": status,
-            "amount": {"currency": "EUR", "value": value},
-            "description": "Order #12345",
-            "method": "creditcard",
-            "sequenceType": "oneoff",
-            "profileId": "pfl_QkEhN94Ba",
-            "createdAt": created,
-        }
-    elif event_type in _REFUND_TYPES:
-        entity = {
-            "resource": "refund",
-            "id": _rid("re"),
-            "mode": "test",
-            "amount": {"currency": "EUR", "value": value},
-            "status": "refunded",
-            "paymentId": payment_id,
-            "createdAt": created,
-        }
-    else:
-        raise PayloadError(f"no Mollie sample for event type {event_type!r}")
-    return {
-        "resource": "event",
-        "id": _rid("event"),
-        "type": event_type,
-        "entityId": entity["id"],
-        "createdAt": created,
-        "_embedded": {"entity": entity},
-    }
+        return [PaymentEvent.of(webhook, payment_id=payment_id, kind=kind, **fields)]

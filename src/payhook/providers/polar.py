@@ -1,7 +1,11 @@
 """Polar: Standard Webhooks signatures, keyed with the dashboard secret's own UTF-8 bytes.
 
 The dashboard secret is a raw string, not ``whsec_<base64>``: the standard libraries are given
-``base64(secret)`` and decode it back, so the HMAC key is simply ``secret.encode()``.
+``base64(secret)`` and decode it back, so the HMAC key is simply ``secret.encode()``. Headers,
+signed content, listing and tolerance are those of Standard Webhooks (``standard.py``).
+
+The event time is the body's ``timestamp`` (when the event happened; ``webhook-timestamp`` is
+when this attempt was signed, which moves on every retry), else the signed timestamp.
 
 Polar refunds carry tax separately: a refund's ``amount`` excludes the tax it returns
 (``tax_amount``), and an order's ``refunded_amount`` excludes ``refunded_tax_amount``, while
@@ -11,54 +15,31 @@ full refund of a taxed order reads as fully refunded.
 
 from __future__ import annotations
 
-import json
-import secrets as _secrets
-import uuid
-from datetime import UTC, datetime
+import dataclasses
 from typing import Any
 
-from payhook.core.clock import Clock, system_clock
 from payhook.core.model import StoredWebhook, VerifiedEvent, WebhookRequest
 from payhook.core.money import minor_amount, normalize_currency
-from payhook.core.payment import PaymentEvent, PaymentEventKind
+from payhook.core.payment import PaymentEvent
+from payhook.core.payment import PaymentEventKind as K
 from payhook.errors import PayloadError
-from payhook.providers.base import (
-    HmacKeys,
-    Provider,
-    ProviderConfig,
-    iso_timestamp,
-    parse_json_object,
-    require_str,
-)
-from payhook.providers.standard import standard_signature, verify_standard_signature
+from payhook.providers.base import iso_timestamp, parse_json_object, require_str
+from payhook.providers.hmac import Signed, utf8_key
+from payhook.providers.standard import SCHEME as STANDARD_SCHEME
+from payhook.providers.standard import StandardWebhooksProvider, signed_message
 
-K = PaymentEventKind
+SCHEME = dataclasses.replace(STANDARD_SCHEME, key=utf8_key)
 _REFUND_EVENTS = ("refund.created", "refund.updated")
 
 
-def _amount(data: dict[str, Any], key: str, default: int | None = None) -> int:
-    value = data.get(key)
-    if value is None and default is not None:
-        return default
-    return minor_amount(value)
-
-
-class PolarProvider(Provider):
+class PolarProvider(StandardWebhooksProvider):
     type_name = "polar"
+    scheme = SCHEME
     sample_event_types = ("order.paid", "order.refunded", "refund.created")
 
-    def __init__(self, config: ProviderConfig, clock: Clock = system_clock) -> None:
-        super().__init__(config, clock)
-        self.keys = [secret.encode() for secret in config.secrets]
-        self.hmac_keys = HmacKeys(self.keys)
-
-    def verify(self, request: WebhookRequest) -> list[VerifiedEvent]:
-        msg_id, timestamp = verify_standard_signature(
-            request, self.hmac_keys, self.clock(), self.tolerance_seconds
-        )
+    def events(self, request: WebhookRequest, signed: Signed) -> list[VerifiedEvent]:
+        msg_id, timestamp = signed_message(signed)
         body = parse_json_object(request.body)
-        # The body's timestamp is when the event happened; webhook-timestamp is when this
-        # attempt was signed, which moves on every retry.
         occurred = iso_timestamp(body.get("timestamp"))
         return [
             VerifiedEvent(
@@ -102,35 +83,9 @@ class PolarProvider(Provider):
             )
         ]
 
-    def sample_request(self, event_type: str | None = None) -> WebhookRequest:
-        event_type = event_type or self.sample_event_types[0]
-        if event_type not in self.sample_event_types:
-            raise PayloadError(f"no Polar sample for event type {event_type!r}")
-        now = int(self.clock())
-        order_id = str(uuid.uuid4())
-        data: dict[str, Any]
-        if event_type == "refund.created":
-            data = {"id": str(uuid.uuid4()), "status": "succeeded", "order_id": order_id}
-            data |= {"amount": 2000, "tax_amount": 0, "currency": "usd"}
-        else:
-            refunded = 2000 if event_type == "order.refunded" else 0
-            data = {"id": order_id, "status": "refunded" if refunded else "paid", "paid": True}
-            data |= {"total_amount": 2000, "refunded_amount": refunded, "currency": "usd"}
-        body = json.dumps(
-            {
-                "type": event_type,
-                "timestamp": datetime.fromtimestamp(now, UTC).isoformat(),
-                "data": data,
-            },
-            separators=(",", ":"),
-        ).encode()
-        msg_id = f"msg_{_secrets.token_hex(12)}"
-        return WebhookRequest(
-            body=body,
-            headers={
-                "content-type": "application/json",
-                "webhook-id": msg_id,
-                "webhook-timestamp": str(now),
-                "webhook-signature": standard_signature(self.keys[0], msg_id, now, body),
-            },
-        )
+
+def _amount(data: dict[str, Any], key: str, default: int | None = None) -> int:
+    value = data.get(key)
+    if value is None and default is not None:
+        return default
+    return minor_amount(value)

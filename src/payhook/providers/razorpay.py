@@ -1,60 +1,36 @@
 """Razorpay: ``X-Razorpay-Signature``, hex HMAC-SHA256 of the raw body with the webhook secret.
 
-The event id comes from the ``x-razorpay-event-id`` header, which the signature does not cover,
-so it never decides identity: the webhook is identified by the digest of the body Razorpay
-signed. The same body under a new id is a duplicate (a replay stores nothing); the same id with
-other bytes is stored and flagged as a conflicting delivery, never dropped as a duplicate. The
-header id is kept for display and search. Razorpay's scheme has no timestamp, hence no replay
-window to check. A signed body without the header is authentic but unusable: PayloadError.
+The lower-case hex is compared as text, as the official SDK compares it. The event id comes
+from the ``x-razorpay-event-id`` header, which the signature does not cover, so it never decides
+identity: the webhook is identified by the digest of the body Razorpay signed. The same body
+under a new id is a duplicate (a replay stores nothing); the same id with other bytes is stored
+and flagged as a conflicting delivery, never dropped as a duplicate. The header id is kept for
+display and search. Razorpay's scheme has no timestamp, hence no replay window to check. A
+signed body without the header is authentic but unusable: PayloadError.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import re
-import secrets as _secrets
-import string
+import secrets
 from typing import Any
 
 from payhook.core.model import StoredWebhook, VerifiedEvent, WebhookRequest, body_digest
 from payhook.core.money import minor_amount, normalize_currency
-from payhook.core.payment import PaymentEvent, PaymentEventKind
-from payhook.errors import PayloadError, VerificationError
-from payhook.providers.base import (
-    HmacKeys,
-    HmacProvider,
-    any_signature_matches,
-    dig,
-    parse_json_object,
-    require_str,
-    unix_time,
-)
+from payhook.core.payment import PaymentEvent
+from payhook.core.payment import PaymentEventKind as K
+from payhook.errors import PayloadError
+from payhook.providers.base import dig, parse_json_object, require_str, unix_time
+from payhook.providers.hmac import HmacProvider, HmacScheme, Signed
 
-SIGNATURE_HEADER = "x-razorpay-signature"
+SCHEME = HmacScheme(header="X-Razorpay-Signature")
 EVENT_ID_HEADER = "x-razorpay-event-id"
 _EVENT_ID = re.compile(r"[\x21-\x7e]{1,128}")  # printable ASCII, no spaces, bounded
-K = PaymentEventKind
-
-
-def razorpay_signature(secret: str, body: bytes) -> str:
-    return hmac.digest(secret.encode(), body, hashlib.sha256).hex()
-
-
-def verify_razorpay_signature(body: bytes, header: str | None, keys: HmacKeys) -> None:
-    """Raise VerificationError unless one configured secret signed the body."""
-    if not header:
-        raise VerificationError("missing X-Razorpay-Signature header")
-    if not header.isascii():
-        raise VerificationError("X-Razorpay-Signature is not hex")
-    # Lower-case hex compared as text, as the official SDK compares it.
-    if not any_signature_matches(keys.hexdigests(body), [header]):
-        raise VerificationError("no Razorpay signature matches")
 
 
 class RazorpayProvider(HmacProvider):
     type_name = "razorpay"
+    scheme = SCHEME
     sample_event_types = (
         "payment.captured",
         "payment.authorized",
@@ -65,23 +41,24 @@ class RazorpayProvider(HmacProvider):
         "payment.dispute.lost",
     )
 
-    def verify(self, request: WebhookRequest) -> list[VerifiedEvent]:
-        body, headers = request.body, request.headers
-        verify_razorpay_signature(body, headers.get(SIGNATURE_HEADER), self.keys)
-        event_id = headers.get(EVENT_ID_HEADER)
+    def events(self, request: WebhookRequest, signed: Signed) -> list[VerifiedEvent]:
+        event_id = request.headers.get(EVENT_ID_HEADER)
         if not event_id or not _EVENT_ID.fullmatch(event_id):
             raise PayloadError("missing or malformed x-razorpay-event-id header")
-        event = parse_json_object(body)
+        event = parse_json_object(request.body)
         return [
             VerifiedEvent(
                 event_id,
                 require_str(event, "event"),
-                body,
+                request.body,
                 unix_time(event.get("created_at")),
                 # The event id header is not signed: the signed body identifies the event.
-                dedup_key=body_digest(body),
+                dedup_key=body_digest(request.body),
             )
         ]
+
+    def sample_headers(self, event_type: str, body: bytes) -> dict[str, str]:
+        return {EVENT_ID_HEADER: secrets.token_hex(7)}  # 14 characters, as Razorpay's ids
 
     def payment_events(self, webhook: StoredWebhook) -> list[PaymentEvent]:
         kind = _KINDS.get(webhook.event_type)
@@ -122,19 +99,6 @@ class RazorpayProvider(HmacProvider):
             )
         ]
 
-    def sample_request(self, event_type: str | None = None) -> WebhookRequest:
-        event_type = event_type or self.sample_event_types[0]
-        raw = json.dumps(sample_event(event_type, int(self.clock())), separators=(",", ":"))
-        body = raw.encode()
-        return WebhookRequest(
-            body=body,
-            headers={
-                "content-type": "application/json",
-                SIGNATURE_HEADER: razorpay_signature(self.config.secrets[0], body),
-                EVENT_ID_HEADER: _rid(""),
-            },
-        )
-
 
 _KINDS = {
     "payment.authorized": K.AUTHORIZED,
@@ -153,72 +117,3 @@ def _entity(event: dict[str, Any], name: str) -> dict[str, Any]:
     if not isinstance(entity, dict):
         raise PayloadError(f"Razorpay event has no payload.{name}.entity")
     return entity
-
-
-def _rid(prefix: str) -> str:
-    body = "".join(_secrets.choice(string.ascii_letters + string.digits) for _ in range(14))
-    return f"{prefix}_{body}" if prefix else body
-
-
-def sample_event(event_type: str, now: int, amount: int = 50000) -> dict[str, Any]:
-    """A Razorpay event shaped like the documented sample payloads (amounts in paise)."""
-    payment_id = _rid("pay")
-    captured = event_type not in ("payment.authorized", "payment.failed")
-    payment: dict[str, Any] = {
-        "id": payment_id,
-        "entity": "payment",
-        "amount": amount,
-        "currency": "INR",
-        "status": {"payment.authorized": "authorized", "payment.failed": "failed"}.get(
-            event_type, "captured"
-        ),
-        "order_id": _rid("order"),
-        "method": "card",
-        "amount_refunded": 0,
-        "captured": captured,
-        "description": "Order 6735",
-        "email": "gaurav.kumar@example.com",
-        "contact": "+919876543210",
-        "created_at": now - 5,
-    }
-    payload: dict[str, Any] = {"payment": {"entity": payment}}
-    contains = ["payment"]
-    if event_type == "refund.processed":
-        payment.update(status="refunded", amount_refunded=amount, refund_status="full")
-        refund = {
-            "id": _rid("rfnd"),
-            "entity": "refund",
-            "amount": amount,
-            "currency": "INR",
-            "payment_id": payment_id,
-            "status": "processed",
-            "speed_processed": "normal",
-            "created_at": now,
-        }
-        payload = {"refund": {"entity": refund}, "payment": {"entity": payment}}
-        contains = ["refund", "payment"]
-    elif event_type.startswith("payment.dispute."):
-        dispute = {
-            "id": _rid("disp"),
-            "entity": "dispute",
-            "payment_id": payment_id,
-            "amount": amount,
-            "currency": "INR",
-            "amount_deducted": amount if event_type.endswith("lost") else 0,
-            "reason_code": "chargeback",
-            "status": event_type.rsplit(".", 1)[1].replace("created", "open"),
-            "phase": "chargeback",
-            "created_at": now,
-        }
-        payload["dispute"] = {"entity": dispute}
-        contains = ["payment", "dispute"]
-    elif event_type not in _KINDS:
-        raise PayloadError(f"no Razorpay sample for event type {event_type!r}")
-    return {
-        "entity": "event",
-        "account_id": "acc_BFQ7uQEaa7j2z7",
-        "event": event_type,
-        "contains": contains,
-        "payload": payload,
-        "created_at": now,
-    }

@@ -8,10 +8,14 @@ inside one (spliced in as text). Loaded as recorded (no ``now``), every placehol
 recorded value: the tests' fixtures. Loaded fresh (``now`` given, as ``payhook send`` does),
 every delivery differs: ``now`` is that time (``{{now:iso}}`` ISO 8601 with ``Z``,
 ``{{now:iso_ms}}`` with milliseconds), and a placeholder with a kind gets a new value of it:
-``int`` a 13-digit number, ``upper`` 16 upper-case letters and digits, ``uuid`` a UUID,
+``int`` a 13-digit number, ``digits`` a string of 7 digits (recorded digits stay a string
+too), ``upper`` 16 upper-case letters and digits, ``uuid`` a UUID,
 ``hex`` 24 hex digits, any other kind an id with that prefix (``{{payment:pi=...}}``: ``pi_``
 and 24 hex digits); one without a kind (an amount) keeps its recorded value. A value the caller
 passes by name wins either way. The same name is the same value throughout one sample.
+
+A sample that is not JSON (Braintree's notification XML) is text, ``<event type><suffix>``:
+``sample_text`` splices every placeholder in as text, by the same rules.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import re
 import secrets
 import string
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
@@ -37,39 +42,52 @@ class SampleError(PayhookError):
 
 
 @cache
-def _template(provider_type: str, event_type: str) -> str:
-    path = resources.files("payhook") / "samples" / provider_type / f"{event_type}.json"
+def _template(provider_type: str, event_type: str, suffix: str = ".json") -> str:
+    path = resources.files("payhook") / "samples" / provider_type / f"{event_type}{suffix}"
     try:
         return path.read_text(encoding="utf-8")
     except (FileNotFoundError, IsADirectoryError):
         raise SampleError(f"no {provider_type} sample for {event_type!r}") from None
 
 
-def sample_types(provider_type: str) -> list[str]:
+def sample_types(provider_type: str, suffix: str = ".json") -> list[str]:
     """The event types with a sample, sorted."""
     folder = resources.files("payhook") / "samples" / provider_type
     if not folder.is_dir():
         return []
     names = (entry.name for entry in folder.iterdir())
-    return sorted(name.removesuffix(".json") for name in names if name.endswith(".json"))
+    return sorted(name.removesuffix(suffix) for name in names if name.endswith(suffix))
+
+
+_Value = Callable[[str, str | None, str | None], Any]
+
+
+def _values(where: str, now: float | None, values: dict[str, Any]) -> _Value:
+    """The value of each placeholder of one sample (see the module docstring)."""
+    chosen: dict[str, Any] = dict(values)
+
+    def value(name: str, kind: str | None, recorded: str | None) -> Any:
+        if name not in chosen:
+            if now is not None and name == "now":
+                return _time(now, kind)
+            if now is not None and kind is not None:
+                chosen[name] = _generate(kind)
+            elif recorded is None:
+                raise SampleError(f"{where}: {{{{{name}}}}} has no recorded value")
+            else:
+                chosen[name] = recorded
+        raw = chosen[name]
+        # Each place types the one value: ``digits`` as text, others digits as a number.
+        if kind == "digits":
+            return str(raw)
+        return int(raw) if isinstance(raw, str) and raw.isdigit() else raw
+
+    return value
 
 
 def sample(provider_type: str, event_type: str, now: float | None = None, **values: Any) -> Any:
     """The sample as a JSON value: as recorded, or fresh at ``now`` (see the module docstring)."""
-    chosen: dict[str, Any] = dict(values)
-
-    def value(name: str, kind: str | None, recorded: str | None) -> Any:
-        if name in chosen:
-            return chosen[name]
-        if now is not None and name == "now":
-            return _time(now, kind)
-        if now is not None and kind is not None:
-            chosen[name] = _generate(kind)
-        elif recorded is None:
-            raise SampleError(f"{provider_type}/{event_type}: {{{{{name}}}}} has no recorded value")
-        else:
-            chosen[name] = int(recorded) if recorded.isdigit() else recorded
-        return chosen[name]
+    value = _values(f"{provider_type}/{event_type}", now, values)
 
     def fill(node: Any) -> Any:
         if isinstance(node, dict):
@@ -84,6 +102,16 @@ def sample(provider_type: str, event_type: str, now: float | None = None, **valu
         return _PLACEHOLDER.sub(lambda m: str(value(*m.groups())), node)
 
     return fill(json.loads(_template(provider_type, event_type)))
+
+
+def sample_text(
+    provider_type: str, event_type: str, now: float | None = None, *, suffix: str, **values: Any
+) -> str:
+    """A text sample (``<event type><suffix>``) with every placeholder spliced in as text; the
+    caller escapes what its format needs (no generated value needs escaping)."""
+    value = _values(f"{provider_type}/{event_type}{suffix}", now, values)
+    text = _template(provider_type, event_type, suffix)
+    return _PLACEHOLDER.sub(lambda m: str(value(*m.groups())), text)
 
 
 def sample_bytes(
@@ -106,6 +134,8 @@ def _time(now: float, kind: str | None) -> Any:
 def _generate(kind: str) -> Any:
     if kind == "int":
         return 10**12 + secrets.randbelow(9 * 10**12)
+    if kind == "digits":  # an id that is a string of digits (Lemon Squeezy's)
+        return str(1_000_000 + secrets.randbelow(9_000_000))
     if kind == "upper":
         return "".join(secrets.choice(_ALNUM) for _ in range(16))
     if kind == "uuid":
