@@ -14,7 +14,6 @@ signed ``webhook-id``; the event time is the signed timestamp.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 from typing import ClassVar
 
@@ -23,7 +22,6 @@ from payhook.core.payment import PaymentEvent
 from payhook.errors import VerificationError
 from payhook.providers.base import parse_json_object
 from payhook.providers.hmac import (
-    HmacEngine,
     HmacProvider,
     HmacScheme,
     Signed,
@@ -87,16 +85,3 @@ def signed_message(signed: Signed) -> tuple[str, int]:
     if signed.message_id is None or signed.timestamp is None:  # the scheme signs both
         raise VerificationError("webhook-id or webhook-timestamp is not signed")
     return signed.message_id, signed.timestamp
-
-
-def standard_signature(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
-    """The ``webhook-signature`` of a message under raw key bytes: the outbox forwarder
-    (runtimes/forwarder.py) signs what it publishes with it."""
-    secret = "whsec_" + base64.b64encode(key).decode()
-    engine = HmacEngine(SCHEME, [secret], tolerance_seconds=0, clock=lambda: 0.0)
-    return engine.sign(body, timestamp=timestamp, message_id=msg_id)["webhook-signature"]
-
-
-def decode_secret(secret: str) -> bytes:
-    """The key bytes of a ``whsec_`` secret (the outbox forwarder's)."""
-    return whsec_key(secret)

@@ -30,7 +30,8 @@ from payhook.backends.sqlite.schema import WriteExecutor
 from payhook.config import OutboxSettings
 from payhook.core.clock import Clock, system_clock
 from payhook.errors import ConfigError
-from payhook.providers.standard import decode_secret, standard_signature
+from payhook.providers.hmac import HmacEngine
+from payhook.providers.standard import SCHEME as STANDARD_WEBHOOKS
 
 log = logging.getLogger("payhook.forwarder")
 
@@ -86,9 +87,10 @@ class OutboxForwarder:
         if not settings.secret:
             raise ConfigError("outbox.secret is required when outbox.forward_url is set")
         self.url = _check_url(settings.forward_url)
-        self.key = decode_secret(settings.secret)
-        if not self.key:
-            raise ConfigError("outbox.secret decodes to an empty key")
+        # Signed as any Standard Webhooks sender signs: the receiver verifies with its library.
+        self.signer = HmacEngine(
+            STANDARD_WEBHOOKS, [settings.secret], tolerance_seconds=0, clock=clock, where="outbox"
+        )
         self.path = path
         self.max_attempts = settings.max_attempts
         self.clock = clock
@@ -186,12 +188,8 @@ class OutboxForwarder:
         """POST one event; None on a 2xx, else (reason, detail), neither holding the body."""
         data = body.encode()
         timestamp = int(self.clock())
-        headers = {
-            "content-type": "application/json",
-            "webhook-id": event_id,
-            "webhook-timestamp": str(timestamp),
-            "webhook-signature": standard_signature(self.key, event_id, timestamp, data),
-        }
+        headers = {"content-type": "application/json"}
+        headers |= self.signer.sign(data, timestamp=timestamp, message_id=event_id)
         try:
             # Streamed and never read: the status is the whole answer, and a receiver that
             # sends a large or endless body cannot hold the forwarder or fill its memory.
