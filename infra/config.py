@@ -26,6 +26,8 @@ LOG_RETENTION_DAYS = {
     3653: "TEN_YEARS",
 }  # fmt: skip
 API_GATEWAY_MAX_INTEGRATION_SECONDS = 29
+DOMAIN_PATTERN = re.compile(r"(?=.{4,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
+CERTIFICATE_PATTERN = re.compile(r"arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}")
 
 
 class SettingsError(ValueError):
@@ -67,9 +69,32 @@ class PayhookSettings:
     log_retention_days: int | None = None  # None: 365 when production-like, else 30
     raw_payload_retention_days: int = 30
     secret_cache_seconds: int = 300
+    # Batching windows: how long an event source gathers records before invoking. Longer
+    # windows mean fewer, fuller invocations (docs/deploy.md: cost) and later ledger entries
+    # (processor) or audit entries and published events (audit): 2 s and 5 s keep the targets
+    # of docs/deploy.md, ledger within 5 s and events within 15 s of the acknowledgment.
+    processor_batching_window_seconds: int = 2
+    audit_batching_window_seconds: int = 5
+    sweep_every_minutes: int = 5
+    # A webhook still received this long after it was last queued or attempted is re-queued.
+    sweep_after_seconds: int = 600
     queue_age_alarm_seconds: int = 300
+    # Dead letters expire 14 days after their first send: alarm well before.
+    dead_letter_age_alarm_seconds: int = 7 * 86_400
+    # Records expire from the streams after 24 h (and go to audit-failures after 6 h).
+    audit_iterator_age_alarm_seconds: int = 600
     verification_failures_alarm_threshold: int = 20
+    waf_blocked_alarm_threshold: int = 100  # per 5 minutes
+    api_4xx_alarm_threshold: int = 100  # per 5 minutes
     alert_email: str | None = None
+    # A custom domain keeps the URL registered at every provider when the API is replaced:
+    # both or neither. The certificate is an ACM certificate in the stack's region.
+    domain_name: str | None = None
+    certificate_arn: str | None = None
+    # API Gateway writes logs through ONE role per account and region, set by
+    # AWS::ApiGateway::Account. Opt in only where no role is set yet: a stack that sets it
+    # overwrites the role other APIs of the account rely on.
+    api_gateway_cloudwatch_role: bool = False
 
     def __post_init__(self) -> None:
         _suffix("environment_suffix", self.environment_suffix)
@@ -112,6 +137,24 @@ class PayhookSettings:
         _int_between("raw_payload_retention_days", self.raw_payload_retention_days, 1, 3650)
         _int_between("secret_cache_seconds", self.secret_cache_seconds, 0, 86_400)
         _int_between("queue_age_alarm_seconds", self.queue_age_alarm_seconds, 60, 1_209_600)
+        for name in ("processor_batching_window_seconds", "audit_batching_window_seconds"):
+            _int_between(name, getattr(self, name), 0, 300)  # the event source maximum
+        _int_between("sweep_every_minutes", self.sweep_every_minutes, 1, 60)
+        _int_between("sweep_after_seconds", self.sweep_after_seconds, 60, 86_400)
+        _int_between(
+            "dead_letter_age_alarm_seconds", self.dead_letter_age_alarm_seconds, 60, 1_209_600
+        )
+        _int_between(
+            "audit_iterator_age_alarm_seconds", self.audit_iterator_age_alarm_seconds, 60, 86_400
+        )
+        for name in ("waf_blocked_alarm_threshold", "api_4xx_alarm_threshold"):
+            _int_between(name, getattr(self, name), 1, 1_000_000)
+        _custom_domain(self.domain_name, self.certificate_arn)
+        if not isinstance(self.api_gateway_cloudwatch_role, bool):
+            raise SettingsError(
+                f"api_gateway_cloudwatch_role: got {self.api_gateway_cloudwatch_role!r},"
+                " expected True or False"
+            )
         _int_between(
             "verification_failures_alarm_threshold",
             self.verification_failures_alarm_threshold,
@@ -174,9 +217,16 @@ class PayhookSettings:
         reserved = get("reservedConcurrency")
         if reserved is not None:
             values["reserved_concurrency"] = _context_int("reservedConcurrency", reserved)
-        email = get("alertEmail")
-        if email is not None:
-            values["alert_email"] = email
+        for key, field_name in (
+            ("alertEmail", "alert_email"),
+            ("domainName", "domain_name"),
+            ("certificateArn", "certificate_arn"),
+        ):
+            if get(key) is not None:
+                values[field_name] = get(key)
+        role = get("apiGatewayCloudWatchRole")
+        if role is not None:
+            values["api_gateway_cloudwatch_role"] = _context_bool("apiGatewayCloudWatchRole", role)
         values.update(overrides)
         return cls(**values)
 
@@ -188,3 +238,27 @@ def _context_int(name: str, value: object) -> int:
     if isinstance(value, str) and value.strip().isdigit():
         return int(value)
     raise SettingsError(f"{name}: got {value!r}, expected an integer")
+
+
+def _context_bool(name: str, value: object) -> bool:
+    # `-c key=true` arrives as the string "true"; cdk.json values arrive as JSON booleans.
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise SettingsError(f"{name}: got {value!r}, expected true or false")
+
+
+def _custom_domain(domain_name: object, certificate_arn: object) -> None:
+    if domain_name is None and certificate_arn is None:
+        return
+    if not isinstance(domain_name, str) or not DOMAIN_PATTERN.fullmatch(domain_name):
+        raise SettingsError(
+            f"domain_name: got {domain_name!r}, expected a lowercase host name such as"
+            " webhooks.example.com (set together with certificate_arn)"
+        )
+    if not isinstance(certificate_arn, str) or not CERTIFICATE_PATTERN.fullmatch(certificate_arn):
+        raise SettingsError(
+            f"certificate_arn: got {certificate_arn!r}, expected an ACM certificate ARN"
+            " (arn:aws:acm:<region>:<account>:certificate/<id>, set together with domain_name)"
+        )

@@ -7,9 +7,7 @@ fails ``cdk synth``.
 
 from __future__ import annotations
 
-from typing import cast
-
-from aws_cdk import Acknowledgment, App, CfnElement, Stack, Validations
+from aws_cdk import Acknowledgment, App, Validations
 from cdk_nag import AwsSolutionsChecks, PCIDSS321Checks
 from constructs import IConstruct
 
@@ -72,10 +70,6 @@ KMS_WILDCARD_ACTIONS = (
     "kms:GenerateDataKey* and kms:ReEncrypt* come from the CDK grants for the encrypted "
     "table, queue and secret; they are limited to the one payhook key by its ARN."
 )
-INDEX_WILDCARD = (
-    "The webhooks table grant covers its secondary indexes (table ARN + /index/*); the only "
-    "index is byStatus, created by this stack."
-)
 AUDIT_FAILURES_IS_A_DLQ = (
     "This queue is itself a dead-letter destination: the on-failure destination of the audit "
     "function's stream event sources, holding batches that exhausted their retries. It is "
@@ -97,38 +91,33 @@ def _ack(scope: IConstruct, finding: str, reason: str) -> None:
     Validations.of(scope).acknowledge(Acknowledgment(id=finding, reason=reason))
 
 
-def _logical_id(construct: IConstruct) -> str:
-    stack = Stack.of(construct)
-    element = cast(CfnElement, construct.node.default_child)
-    return cast(str, stack.resolve(stack.get_logical_id(element)))
-
-
 def acknowledge_findings(service: PayhookService) -> None:
     """Acknowledge the findings this design accepts, each with the reason it is accepted."""
     api = service.api
     _ack(api.api, f"{AWS}APIG2", NO_BODY_MODEL)
-    _ack(api.method, f"{AWS}APIG4", NO_AUTHORIZER)
-    _ack(api.method, f"{AWS}COG4", NO_AUTHORIZER)
-    _ack(
-        api.api,
-        f"{AWS}IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-        "AmazonAPIGatewayPushToCloudWatchLogs]",
-        APIGW_LOGS_ROLE,
-    )
+    for method in api.methods:
+        _ack(method, f"{AWS}APIG4", NO_AUTHORIZER)
+        _ack(method, f"{AWS}COG4", NO_AUTHORIZER)
+    if service.settings.api_gateway_cloudwatch_role:
+        _ack(
+            api.api,
+            f"{AWS}IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+            "AmazonAPIGatewayPushToCloudWatchLogs]",
+            APIGW_LOGS_ROLE,
+        )
     _ack(api.stage, f"{PCI}APIGWCacheEnabledAndEncrypted", NO_CACHE)
     _ack(api.stage, f"{PCI}APIGWSSLEnabled", NO_CLIENT_CERTIFICATE)
 
-    index = f"{AWS}IAM5[Resource::<{_logical_id(service.tables.webhooks)}.Arn>/index/*]"
     for function in service.functions.all:
         _ack(function.function, f"{AWS}L1", RUNTIME_PINNED)
         _ack(function.function, f"{PCI}LambdaInsideVPC", NO_VPC)
         _ack(function.role, f"{PCI}IAMNoInlinePolicy", INLINE_POLICY)
         _ack(function.role, f"{AWS}IAM5[Action::kms:GenerateDataKey*]", KMS_WILDCARD_ACTIONS)
         _ack(function.role, f"{AWS}IAM5[Action::kms:ReEncrypt*]", KMS_WILDCARD_ACTIONS)
-        _ack(function.role, index, INDEX_WILDCARD)
         streams = function is service.functions.audit
         wildcard = XRAY_AND_LIST_STREAMS_WILDCARD if streams else XRAY_WILDCARD
         _ack(function.role, f"{AWS}IAM5[Resource::*]", wildcard)
+    _ack(service.functions.schedule_role, f"{PCI}IAMNoInlinePolicy", INLINE_POLICY)
 
     _ack(service.queues.audit_failures, f"{AWS}SQS3", AUDIT_FAILURES_IS_A_DLQ)
     _ack(service.secret, f"{AWS}SMG4", ROTATION_AT_PROVIDERS)

@@ -23,12 +23,15 @@ from infra.constructs import (
     WebhookFirewall,
 )
 from infra.constructs.queues import MAX_RECEIVE_COUNT
+from infra.constructs.storage import BY_STATUS_INDEX, BY_UNSIGNED_EVENT_ID_INDEX
+from infra.grants import grant_index_query, grant_items
 
 BODY_LIMIT_BYTES = 1024 * 1024
 
 
 class PayhookService(Construct):
-    """API Gateway + WAF -> receiver -> DynamoDB + SQS -> processor -> streams -> audit."""
+    """API Gateway + WAF -> receiver -> DynamoDB + SQS -> processor -> streams -> audit,
+    and the sweeper on a schedule."""
 
     def __init__(self, scope: Construct, construct_id: str, *, settings: PayhookSettings) -> None:
         super().__init__(scope, construct_id)
@@ -73,7 +76,12 @@ class PayhookService(Construct):
             self, "Api", settings=settings, key=key, receiver=self.functions.receiver.function
         )
         self.firewall = WebhookFirewall(
-            self, "Firewall", settings=settings, key=key, stage_arn=self.api.stage.stage_arn
+            self,
+            "Firewall",
+            settings=settings,
+            key=key,
+            stage_arn=self.api.stage.stage_arn,
+            body_limit_bytes=BODY_LIMIT_BYTES,
         )
         self.alarms = PayhookAlarms(
             self,
@@ -83,6 +91,7 @@ class PayhookService(Construct):
             functions=self.functions,
             queues=self.queues,
             stage=self.api.stage,
+            web_acl_name=settings.name("waf"),
         )
         PayhookDashboard(
             self,
@@ -105,20 +114,30 @@ class PayhookService(Construct):
         self._grant()
 
     def _grant(self) -> None:
+        """Each function gets the calls its code makes (``infra/grants.py``)."""
         tables, queues, functions = self.tables, self.queues, self.functions
         receiver = functions.receiver.function
-        tables.webhooks.grant_read_write_data(receiver)
+        grant_items(receiver, tables.webhooks, "dynamodb:PutItem", "dynamodb:UpdateItem")
+        grant_index_query(receiver, tables.webhooks, BY_UNSIGNED_EVENT_ID_INDEX)
         queues.processing.grant_send_messages(receiver)
         self.secret.grant_read(receiver)
 
         processor = functions.processor.function
-        tables.webhooks.grant_read_write_data(processor)
-        tables.payments.grant_read_write_data(processor)
+        grant_items(processor, tables.webhooks, "dynamodb:GetItem", "dynamodb:UpdateItem")
+        grant_items(processor, tables.payments, "dynamodb:GetItem", "dynamodb:PutItem")
         self.secret.grant_read(processor)
 
+        # The streams are read by the event sources (CDK grants the stream actions); the
+        # function itself reads and writes only the audit table: the head (Query), the
+        # markers (BatchGetItem) and the entries (PutItem, in one transaction).
         audit = functions.audit.function
-        tables.audit.grant_read_write_data(audit)
-        tables.webhooks.grant_read_data(audit)
-        tables.payments.grant_read_data(audit)
+        grant_items(
+            audit, tables.audit, "dynamodb:Query", "dynamodb:BatchGetItem", "dynamodb:PutItem"
+        )
         self.bus.grant_put_events_to(audit)
         self.audit_key.grant_generate_mac(audit)
+
+        sweeper = functions.sweeper.function
+        grant_index_query(sweeper, tables.webhooks, BY_STATUS_INDEX)
+        grant_items(sweeper, tables.webhooks, "dynamodb:BatchGetItem", "dynamodb:UpdateItem")
+        queues.processing.grant_send_messages(sweeper)

@@ -36,6 +36,7 @@ class PayhookStack(Stack):
             "WebhooksTableName": (service.tables.webhooks.table_name, "webhooks table"),
             "PaymentsTableName": (service.tables.payments.table_name, "payments table"),
             "AuditTableName": (service.tables.audit.table_name, "audit table"),
+            "ProcessingQueueUrl": (service.queues.processing.queue_url, "processing queue"),
             "DeadLetterQueueUrl": (service.queues.dead_letters.queue_url, "processing DLQ"),
             "AuditFailuresQueueUrl": (service.queues.audit_failures.queue_url, "audit DLQ"),
             "AlertTopicArn": (service.alarms.topic.topic_arn, "subscribe to get alerts"),
@@ -46,5 +47,15 @@ class PayhookStack(Stack):
                 "KMS HMAC key of the audit chain: verify with kms:VerifyMac",
             ),
         }
+        domain = service.api.domain
+        if domain is not None:
+            outputs["CustomDomainTarget"] = (
+                domain.domain_name_alias_domain_name,
+                f"point {settings.domain_name} here (CNAME, or a Route 53 alias)",
+            )
+            outputs["CustomDomainHostedZoneId"] = (
+                domain.domain_name_alias_hosted_zone_id,
+                "hosted zone of the target, for a Route 53 alias record",
+            )
         for output_id, (value, description) in outputs.items():
             CfnOutput(self, output_id, value=value, description=description)

@@ -23,15 +23,19 @@ from infra.constructs.encryption import PayhookKey
 from infra.constructs.functions import PayhookFunctions
 from infra.constructs.queues import PayhookQueues
 
-# The receiver logs this phrase (never the body) for every request whose signature fails.
+# The receiver logs these phrases (never the body): for every request whose signature fails
+# (payhook.service.ingest), and for every one refused because the provider secret is
+# unusable (payhook.runtimes.aws_lambda.receiver.PROVIDERS_UNUSABLE).
 VERIFICATION_FAILED_PHRASE = "verification failed"
 VERIFICATION_FAILURES_METRIC = "VerificationFailures"
+UNUSABLE_PROVIDERS_PHRASE = "provider secret unusable"
+UNUSABLE_PROVIDERS_METRIC = "ProviderSecretFailures"
 _GT = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD
 _GTE = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
 
 
 class PayhookAlarms(Construct):
-    """Dead letters, queue age, processor errors, 5xx, verification spikes, audit failures."""
+    """One alarm per way a webhook can be refused, delayed, lost or left unaudited."""
 
     def __init__(
         self,
@@ -43,6 +47,7 @@ class PayhookAlarms(Construct):
         functions: PayhookFunctions,
         queues: PayhookQueues,
         stage: apigw.Stage,
+        web_acl_name: str,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -73,32 +78,44 @@ class PayhookAlarms(Construct):
         key.allow_cloudwatch_alarms(alarm_pattern)
         if settings.alert_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(settings.alert_email))
-
-        self.verification_failures = logs.MetricFilter(
-            self,
-            "VerificationFailures",
-            log_group=functions.receiver.log_group,
-            filter_name=settings.name("verification-failures"),
-            filter_pattern=logs.FilterPattern.literal(f'"{VERIFICATION_FAILED_PHRASE}"'),
-            metric_namespace=f"payhook/{settings.environment_suffix}",
-            metric_name=VERIFICATION_FAILURES_METRIC,
-            metric_value="1",
-            default_value=0,
-        ).metric(statistic="Sum", period=Duration.minutes(5))
-
         self._action = cw_actions.SnsAction(self.topic)
         self._settings = settings
+
+        self.verification_failures = self._log_count(
+            "VerificationFailures",
+            functions,
+            VERIFICATION_FAILED_PHRASE,
+            VERIFICATION_FAILURES_METRIC,
+        )
+        self.provider_secret_failures = self._log_count(
+            "ProviderSecretFailures",
+            functions,
+            UNUSABLE_PROVIDERS_PHRASE,
+            UNUSABLE_PROVIDERS_METRIC,
+        )
+
         minute, five = Duration.minutes(1), Duration.minutes(5)
+        audit = functions.audit.function
         self.all: list[cloudwatch.Alarm] = [
             self._alarm(
                 "DeadLetters",
                 "dead-letters",
-                "Webhooks failed processing 5 times and wait in the dead-letter queue",
+                "Webhooks failed processing 5 times and wait in the dead-letter queue: redrive",
                 queues.dead_letters.metric_approximate_number_of_messages_visible(
                     period=minute, statistic="Maximum"
                 ),
                 0,
                 _GT,
+            ),
+            self._alarm(
+                "DeadLetterAge",
+                "dead-letter-age",
+                "A dead letter is getting old: they expire 14 days after their first send",
+                queues.dead_letters.metric_approximate_age_of_oldest_message(
+                    period=five, statistic="Maximum"
+                ),
+                settings.dead_letter_age_alarm_seconds,
+                _GTE,
             ),
             self._alarm(
                 "QueueAge",
@@ -127,6 +144,14 @@ class PayhookAlarms(Construct):
                 _GT,
             ),
             self._alarm(
+                "Api4xx",
+                "api-4xx",
+                "Many 4xx answers: unknown provider paths, oversized bodies, throttling, probes",
+                stage.metric_client_error(period=five, statistic="Sum"),
+                settings.api_4xx_alarm_threshold,
+                _GTE,
+            ),
+            self._alarm(
                 "VerificationSpike",
                 "verification-failures",
                 "Many webhooks failed signature verification: rotated secret or an attack",
@@ -135,12 +160,36 @@ class PayhookAlarms(Construct):
                 _GTE,
             ),
             self._alarm(
+                "ProviderSecret",
+                "provider-secret",
+                "The provider secret is unusable: deliveries get 503, or a new value is broken",
+                self.provider_secret_failures,
+                0,
+                _GT,
+            ),
+            self._alarm(
+                "WafBlocked",
+                "waf-blocked",
+                "The firewall blocked many requests: an attack, or rules refusing genuine webhooks",
+                _waf_blocked(stage, web_acl_name, five),
+                settings.waf_blocked_alarm_threshold,
+                _GTE,
+            ),
+            self._alarm(
                 "AuditErrors",
                 "audit-errors",
                 "The audit function raised",
-                functions.audit.function.metric_errors(period=five, statistic="Sum"),
+                audit.metric_errors(period=five, statistic="Sum"),
                 0,
                 _GT,
+            ),
+            self._alarm(
+                "AuditIteratorAge",
+                "audit-iterator-age",
+                "The audit function falls behind its streams: records go to audit-failures at 6 h",
+                audit.metric("IteratorAge", period=five, statistic="Maximum"),
+                settings.audit_iterator_age_alarm_seconds * 1000,  # the metric is in ms
+                _GTE,
             ),
             self._alarm(
                 "AuditFailures",
@@ -152,7 +201,59 @@ class PayhookAlarms(Construct):
                 0,
                 _GT,
             ),
+            self._alarm(
+                "AuditFailuresSent",
+                "audit-failures-sent",
+                "A stream batch was given up and recorded on the audit-failures queue",
+                queues.audit_failures.metric_number_of_messages_sent(period=five, statistic="Sum"),
+                0,
+                _GT,
+            ),
+            self._alarm(
+                "SweeperErrors",
+                "sweeper-errors",
+                "The sweeper raised: stored webhooks that were never queued are not re-queued",
+                functions.sweeper.function.metric_errors(period=five, statistic="Sum"),
+                0,
+                _GT,
+            ),
+            self._alarm(
+                "AlertDeliveries",
+                "alert-deliveries",
+                "SNS failed to deliver alerts: check the subscriptions (seen in the console)",
+                self.topic.metric_number_of_notifications_failed(period=five, statistic="Sum"),
+                0,
+                _GT,
+            ),
+            *(
+                self._alarm(
+                    f"{function.node.id}Throttles",
+                    f"{function.node.id.lower()}-throttles",
+                    f"The {function.node.id.lower()} function was throttled: raise concurrency",
+                    function.function.metric_throttles(period=five, statistic="Sum"),
+                    0,
+                    _GT,
+                )
+                for function in functions.all
+            ),
         ]
+
+    def _log_count(
+        self, construct_id: str, functions: PayhookFunctions, phrase: str, metric_name: str
+    ) -> cloudwatch.IMetric:
+        """A metric counting the receiver's log lines that contain ``phrase``."""
+        settings = self._settings
+        return logs.MetricFilter(
+            self,
+            construct_id,
+            log_group=functions.receiver.log_group,
+            filter_name=settings.name(_kebab(construct_id)),
+            filter_pattern=logs.FilterPattern.literal(f'"{phrase}"'),
+            metric_namespace=f"payhook/{settings.environment_suffix}",
+            metric_name=metric_name,
+            metric_value="1",
+            default_value=0,
+        ).metric(statistic="Sum", period=Duration.minutes(5))
 
     def _alarm(
         self,
@@ -177,3 +278,17 @@ class PayhookAlarms(Construct):
         alarm.add_alarm_action(self._action)
         alarm.add_ok_action(self._action)
         return alarm
+
+
+def _kebab(name: str) -> str:
+    return "".join(f"-{c.lower()}" if c.isupper() else c for c in name).lstrip("-")
+
+
+def _waf_blocked(stage: apigw.Stage, web_acl_name: str, period: Duration) -> cloudwatch.Metric:
+    return cloudwatch.Metric(
+        namespace="AWS/WAFV2",
+        metric_name="BlockedRequests",
+        dimensions_map={"WebACL": web_acl_name, "Rule": "ALL", "Region": stage.stack.region},
+        statistic="Sum",
+        period=period,
+    )

@@ -1,9 +1,16 @@
 """The REST API: ``POST /webhook/{provider}`` proxied to the receiver function.
 
-Every content type is a binary media type, so API Gateway hands the body to the receiver
-base64-encoded (``isBase64Encoded: true``) and byte for byte: signatures are computed over the
-exact bytes the provider sent. The stage is throttled, traced, and logs access (no headers, no
-query string, no body) and execution errors to encrypted log groups.
+``GET`` on the same path is proxied too: it answers a provider's verification challenge (such
+as Braintree's ``bt_challenge``), and 405 for the others. Every content type is a binary media
+type, so API Gateway hands the body to the receiver base64-encoded (``isBase64Encoded: true``)
+and byte for byte: signatures are computed over the exact bytes the provider sent. The stage
+is throttled, traced, and logs access (no headers, no query string, no body) and execution
+errors to encrypted log groups.
+
+With ``domain_name`` and ``certificate_arn`` the stage is also served at
+``https://<domain>/webhook/{provider}``: the URL registered at every provider then survives a
+replaced API. The account-level CloudWatch role API Gateway logs through is created only when
+``api_gateway_cloudwatch_role`` is set (once per account and region, where none exists).
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import json
 
 from aws_cdk import Fn
 from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
@@ -68,7 +76,7 @@ class WebhookApi(Construct):
             description=f"payhook {settings.environment_suffix}: provider webhooks",
             endpoint_types=[apigw.EndpointType.REGIONAL],
             binary_media_types=["*/*"],
-            cloud_watch_role=True,
+            cloud_watch_role=settings.api_gateway_cloudwatch_role,
             deploy_options=apigw.StageOptions(
                 stage_name=STAGE_NAME,
                 throttling_rate_limit=settings.api_throttle_rate_per_second,
@@ -106,12 +114,31 @@ class WebhookApi(Construct):
             validate_request_body=False,
         )
         self.webhook = self.api.root.add_resource("webhook").add_resource("{provider}")
-        self.method = self.webhook.add_method(
-            "POST",
-            apigw.LambdaIntegration(receiver, proxy=True),
-            request_parameters={PROVIDER_PARAMETER: True},
-            request_validator=validator,
-        )
+        integration = apigw.LambdaIntegration(receiver, proxy=True)
+        self.methods = [
+            self.webhook.add_method(
+                http_method,
+                integration,
+                request_parameters={PROVIDER_PARAMETER: True},
+                request_validator=validator,
+            )
+            for http_method in ("POST", "GET")
+        ]
+        self.domain: apigw.DomainName | None = None
+        self._domain_name = settings.domain_name  # literal, for the URL output
+        if settings.domain_name and settings.certificate_arn:
+            self.domain = apigw.DomainName(
+                self,
+                "Domain",
+                domain_name=settings.domain_name,
+                certificate=acm.Certificate.from_certificate_arn(
+                    self, "Certificate", settings.certificate_arn
+                ),
+                endpoint_type=apigw.EndpointType.REGIONAL,
+                security_policy=apigw.SecurityPolicy.TLS_1_2,
+            )
+            # No base path: https://<domain>/webhook/{provider}, whatever the stage's name.
+            self.domain.add_base_path_mapping(self.api, stage=self.api.deployment_stage)
 
     @property
     def stage(self) -> apigw.Stage:
@@ -119,4 +146,6 @@ class WebhookApi(Construct):
 
     @property
     def webhook_url_template(self) -> str:
+        if self.domain is not None:
+            return f"https://{self._domain_name}/webhook/{{provider}}"
         return f"{self.api.url}webhook/{{provider}}"

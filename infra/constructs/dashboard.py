@@ -111,5 +111,22 @@ class PayhookDashboard(Construct):
                         width=6,
                     ),
                 ],
+                [
+                    cloudwatch.GraphWidget(
+                        title="Audit lag behind the streams (IteratorAge, ms)",
+                        left=[
+                            functions.audit.function.metric(
+                                "IteratorAge", period=_FIVE_MINUTES, statistic="Maximum"
+                            )
+                        ],
+                        width=12,
+                    ),
+                    cloudwatch.GraphWidget(
+                        title="Dead letters: oldest (s), audit batches given up",
+                        left=[queues.dead_letters.metric_approximate_age_of_oldest_message()],
+                        right=[queues.audit_failures.metric_number_of_messages_sent()],
+                        width=12,
+                    ),
+                ],
             ],
         )

@@ -1,10 +1,15 @@
-"""The three Lambda functions, their roles and log groups, and the event sources of two of them.
+"""The four Lambda functions, their roles and log groups, and what invokes three of them.
 
 - receiver: behind API Gateway; verifies, stores, sends ``{"webhookId": ...}`` to the queue.
 - processor: on the processing queue, reports each failed message (ReportBatchItemFailures);
   a message failing 5 times moves to the dead-letter queue.
 - audit: on the webhooks and payments streams; failed batches are split (bisect) and retried a
   bounded number of times, then recorded on the audit-failures queue, which alarms.
+- sweeper: every few minutes (EventBridge Scheduler), re-queues webhooks stored but never
+  queued (``payhook.backends.aws.sweep``).
+
+Both event sources gather records for a batching window (settings) before invoking: fewer,
+fuller invocations, each paying its fixed costs once (docs/deploy.md: cost).
 """
 
 from __future__ import annotations
@@ -12,11 +17,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_scheduler as scheduler
 from constructs import Construct
 
 from infra.config import PayhookSettings
@@ -33,6 +39,12 @@ STREAM_RETRY_ATTEMPTS = 3
 # Streams keep records 24 h; a record older than this goes to the audit-failures queue instead
 # of blocking its shard, leaving hours to redrive it while the stream still has it.
 STREAM_MAX_RECORD_AGE = Duration.hours(6)
+# A sweep re-queues at most PAYHOOK_SWEEP_LIMIT (1,000) webhooks and reads at most ten times as
+# many candidates, in pages of 100: seconds, not minutes.
+SWEEPER_TIMEOUT_SECONDS = 60
+SWEEPER_MEMORY_MB = 256
+# A missed sweep is only late: the next one comes within minutes, so retry briefly.
+SWEEP_RETRY_ATTEMPTS = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +73,7 @@ class PayhookFunction(Construct):
         layer: lambda_.ILayerVersion,
         key: kms.IKey,
         environment: Mapping[str, str],
+        reserved_concurrency: int | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         # The literal name, for the key policy: a Ref to the log group would be circular.
@@ -96,12 +109,12 @@ class PayhookFunction(Construct):
             memory_size=spec.memory_mb,
             environment=dict(environment),
             environment_encryption=key,
-            reserved_concurrent_executions=settings.reserved_concurrency,
+            reserved_concurrent_executions=reserved_concurrency,
         )
 
 
 class PayhookFunctions(Construct):
-    """Receiver, processor and audit functions, wired to the queue and the streams."""
+    """Receiver, processor, audit and sweeper, wired to the queue, the streams, the schedule."""
 
     def __init__(
         self,
@@ -118,7 +131,9 @@ class PayhookFunctions(Construct):
         super().__init__(scope, construct_id)
         code = runtime_code()
 
-        def function(construct_id: str, spec: FunctionSpec) -> PayhookFunction:
+        def function(
+            construct_id: str, spec: FunctionSpec, reserved: int | None
+        ) -> PayhookFunction:
             return PayhookFunction(
                 self,
                 construct_id,
@@ -128,6 +143,7 @@ class PayhookFunctions(Construct):
                 layer=layer,
                 key=key,
                 environment=environment,
+                reserved_concurrency=reserved,
             )
 
         self.receiver = function(
@@ -138,6 +154,7 @@ class PayhookFunctions(Construct):
                 settings.receiver_timeout_seconds,
                 settings.receiver_memory_mb,
             ),
+            settings.reserved_concurrency,
         )
         self.processor = function(
             "Processor",
@@ -147,6 +164,7 @@ class PayhookFunctions(Construct):
                 settings.processor_timeout_seconds,
                 settings.processor_memory_mb,
             ),
+            settings.reserved_concurrency,
         )
         self.audit = function(
             "Audit",
@@ -156,12 +174,32 @@ class PayhookFunctions(Construct):
                 settings.audit_timeout_seconds,
                 settings.audit_memory_mb,
             ),
+            settings.reserved_concurrency,
+        )
+
+        # Needs at most one execution, so it reserves none (reserving takes from the pool).
+        self.sweeper = function(
+            "Sweeper",
+            FunctionSpec(
+                "sweeper",
+                "Re-queues webhooks stored but never queued",
+                SWEEPER_TIMEOUT_SECONDS,
+                SWEEPER_MEMORY_MB,
+            ),
+            None,
+        )
+        self.sweeper.function.add_environment(
+            "PAYHOOK_SWEEP_AFTER_SECONDS", str(settings.sweep_after_seconds)
+        )
+        self.schedule_role, self.sweep_schedule = _every(
+            self, settings.sweep_every_minutes, self.sweeper.function, settings
         )
 
         self.processor.function.add_event_source(
             sources.SqsEventSource(
                 queues.processing,
                 batch_size=PROCESSOR_BATCH_SIZE,
+                max_batching_window=Duration.seconds(settings.processor_batching_window_seconds),
                 max_concurrency=settings.processor_max_concurrency,
                 report_batch_item_failures=True,
             )
@@ -172,6 +210,7 @@ class PayhookFunctions(Construct):
                     table,
                     starting_position=lambda_.StartingPosition.TRIM_HORIZON,
                     batch_size=STREAM_BATCH_SIZE,
+                    max_batching_window=Duration.seconds(settings.audit_batching_window_seconds),
                     bisect_batch_on_error=True,
                     retry_attempts=STREAM_RETRY_ATTEMPTS,
                     max_record_age=STREAM_MAX_RECORD_AGE,
@@ -184,4 +223,41 @@ class PayhookFunctions(Construct):
 
     @property
     def all(self) -> tuple[PayhookFunction, ...]:
-        return (self.receiver, self.processor, self.audit)
+        return (self.receiver, self.processor, self.audit, self.sweeper)
+
+
+def _every(
+    scope: Construct, minutes: int, function: lambda_.IFunction, settings: PayhookSettings
+) -> tuple[iam.Role, scheduler.CfnSchedule]:
+    """An EventBridge Scheduler schedule invoking ``function`` every ``minutes``, through a
+    role that may invoke that function (unqualified: no version, no alias) and nothing else."""
+    role = iam.Role(
+        scope,
+        "SweepScheduleRole",
+        assumed_by=iam.ServicePrincipal(
+            "scheduler.amazonaws.com",
+            conditions={"StringEquals": {"aws:SourceAccount": Stack.of(scope).account}},
+        ),
+        description=f"payhook sweep schedule ({settings.environment_suffix})",
+    )
+    role.add_to_policy(
+        iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[function.function_arn])
+    )
+    unit = "minute" if minutes == 1 else "minutes"
+    schedule = scheduler.CfnSchedule(
+        scope,
+        "SweepSchedule",
+        name=settings.name("sweep"),
+        description="Re-queue webhooks stored but never queued",
+        schedule_expression=f"rate({minutes} {unit})",
+        flexible_time_window=scheduler.CfnSchedule.FlexibleTimeWindowProperty(mode="OFF"),
+        target=scheduler.CfnSchedule.TargetProperty(
+            arn=function.function_arn,
+            role_arn=role.role_arn,
+            retry_policy=scheduler.CfnSchedule.RetryPolicyProperty(
+                maximum_retry_attempts=SWEEP_RETRY_ATTEMPTS,
+                maximum_event_age_in_seconds=60 * minutes,
+            ),
+        ),
+    )
+    return role, schedule

@@ -4,9 +4,15 @@ Rules, in evaluation order:
 
 0. ``RateLimitPerIp``: more than ``waf_rate_limit_per_60s`` requests (default 600, i.e. 10/s)
    from one IP within a 60 s window are blocked with 429; providers retry non-2xx later.
-1. ``AmazonIpReputationList``: known malicious sources.
-2. ``KnownBadInputs``: request patterns of known exploits (Log4j and the like).
-3. ``CommonRuleSet``: the OWASP-style core rules, except that ``SizeRestrictions_BODY`` only
+1. ``BodyTooLarge``: a ``Content-Length`` of 2,000,000 bytes or more is answered 413, with the
+   receiver's JSON error, before Lambda. Lambda takes 6 MB of event, and API Gateway sends it
+   the body in base64 (4/3 larger) plus headers, so bodies from about 4.4 MB up to API
+   Gateway's 10 MB would otherwise fail with a 5xx, which providers retry for days. WAF reads
+   only the first kilobytes of a body, so the rule reads the header; bodies between the
+   receiver's limit (1 MiB) and 2 MB still reach the receiver, which answers 413 itself.
+2. ``AmazonIpReputationList``: known malicious sources.
+3. ``KnownBadInputs``: request patterns of known exploits (Log4j and the like).
+4. ``CommonRuleSet``: the OWASP-style core rules, except that ``SizeRestrictions_BODY`` only
    counts. That rule blocks bodies over 8 KB, and real webhooks exceed it (an expanded Stripe
    event, an Adyen batch, a GoCardless events array); the receiver enforces its own limit
    (``PAYHOOK_BODY_LIMIT_BYTES``, 1 MiB) and authenticates every body by its signature.
@@ -16,6 +22,8 @@ Logs go to ``aws-waf-logs-payhook-<suffix>`` (WAF requires the prefix) with the
 """
 
 from __future__ import annotations
+
+import json
 
 from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_kms as kms
@@ -27,6 +35,10 @@ from infra.constructs.log_groups import encrypted_log_group
 
 RATE_WINDOW_SECONDS = 60
 BODY_SIZE_RULE = "SizeRestrictions_BODY"
+# Content-Length >= 2,000,000: seven digits from 2, or eight or more (leading zeros allowed).
+LARGE_CONTENT_LENGTH = r"^0*([2-9][0-9]{6}|[1-9][0-9]{7,})$"
+LARGE_CONTENT_LENGTH_BYTES = 2_000_000
+TOO_LARGE_BODY_KEY = "body-too-large"
 MANAGED_RULE_GROUPS = (
     ("AmazonIpReputationList", "AWSManagedRulesAmazonIpReputationList"),
     ("KnownBadInputs", "AWSManagedRulesKnownBadInputsRuleSet"),
@@ -79,8 +91,19 @@ class WebhookFirewall(Construct):
         settings: PayhookSettings,
         key: kms.IKey,
         stage_arn: str,
+        body_limit_bytes: int,
     ) -> None:
         super().__init__(scope, construct_id)
+        if not 0 < body_limit_bytes < LARGE_CONTENT_LENGTH_BYTES:
+            raise ValueError(
+                f"body_limit_bytes: got {body_limit_bytes}, expected less than"
+                f" {LARGE_CONTENT_LENGTH_BYTES} (the firewall's own limit)"
+            )
+        # The same answer the receiver gives (payhook.service.ingest.Ingest.too_large).
+        too_large = json.dumps(
+            {"error": "body_too_large", "reason": f"the body limit is {body_limit_bytes} bytes"},
+            separators=(",", ":"),
+        )
         suffix = settings.environment_suffix
         rate_rule = wafv2.CfnWebACL.RuleProperty(
             name="RateLimitPerIp",
@@ -99,9 +122,32 @@ class WebhookFirewall(Construct):
             ),
             visibility_config=_visibility(f"payhook-{suffix}-RateLimitPerIp"),
         )
+        size_rule = wafv2.CfnWebACL.RuleProperty(
+            name="BodyTooLarge",
+            priority=1,
+            action=wafv2.CfnWebACL.RuleActionProperty(
+                block=wafv2.CfnWebACL.BlockActionProperty(
+                    custom_response=wafv2.CfnWebACL.CustomResponseProperty(
+                        response_code=413, custom_response_body_key=TOO_LARGE_BODY_KEY
+                    )
+                )
+            ),
+            statement=wafv2.CfnWebACL.StatementProperty(
+                regex_match_statement=wafv2.CfnWebACL.RegexMatchStatementProperty(
+                    field_to_match=wafv2.CfnWebACL.FieldToMatchProperty(
+                        single_header={"Name": "content-length"}
+                    ),
+                    regex_string=LARGE_CONTENT_LENGTH,
+                    text_transformations=[
+                        wafv2.CfnWebACL.TextTransformationProperty(priority=0, type="NONE")
+                    ],
+                )
+            ),
+            visibility_config=_visibility(f"payhook-{suffix}-BodyTooLarge"),
+        )
         managed = [
             _managed_rule(priority, rule_name, group, suffix)
-            for priority, (rule_name, group) in enumerate(MANAGED_RULE_GROUPS, start=1)
+            for priority, (rule_name, group) in enumerate(MANAGED_RULE_GROUPS, start=2)
         ]
         self.web_acl = wafv2.CfnWebACL(
             self,
@@ -110,7 +156,12 @@ class WebhookFirewall(Construct):
             description=f"payhook {suffix}: webhook API",
             scope="REGIONAL",
             default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
-            rules=[rate_rule, *managed],
+            rules=[rate_rule, size_rule, *managed],
+            custom_response_bodies={
+                TOO_LARGE_BODY_KEY: wafv2.CfnWebACL.CustomResponseBodyProperty(
+                    content_type="APPLICATION_JSON", content=too_large
+                )
+            },
             visibility_config=_visibility(f"payhook-{suffix}-webacl"),
         )
         wafv2.CfnWebACLAssociation(

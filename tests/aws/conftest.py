@@ -12,6 +12,7 @@ from payhook.backends.aws.clients import reset_default_clients
 from payhook.runtimes.aws_lambda import audit as audit_lambda
 from payhook.runtimes.aws_lambda import processor as processor_lambda
 from payhook.runtimes.aws_lambda import receiver as receiver_lambda
+from payhook.runtimes.aws_lambda import sweeper as sweeper_lambda
 from tests.aws.emulator import REGION, AwsStack, create_stack
 
 
@@ -37,7 +38,12 @@ def lambda_env(stack: AwsStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws
     """The deployed handlers' view: contract variables in os.environ, process-wide clients."""
     for name, value in stack.env.items():
         monkeypatch.setenv(name, value)
-    caches = (receiver_lambda.receiver, processor_lambda.processor, audit_lambda.auditor)
+    caches = (
+        receiver_lambda.receiver,
+        processor_lambda.processor,
+        audit_lambda.auditor,
+        sweeper_lambda.sweeper,
+    )
     for cache in caches:
         cache.cache_clear()
     reset_default_clients()

@@ -1,9 +1,8 @@
 """The AWS side on the moto emulator: resources as the infrastructure contract defines them.
 
-Tables (keys, GSI, streams, TTL), the processing queue with its redrive to a DLQ, the event
-bus with a rule forwarding payhook's events to an observer queue, and the providers secret.
-``AwsStack`` also turns moto's API answers into the events Lambda would deliver (SQS batches,
-DynamoDB stream batches), so the handlers run as deployed.
+The resources come from ``resources.py`` (tables, queues, bus); this adds the providers secret
+and the audit key. ``AwsStack`` also turns moto's API answers into the events Lambda would
+deliver (SQS batches, DynamoDB stream batches), so the handlers run as deployed.
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ from typing import Any
 import boto3
 
 from payhook.backends.aws.clients import AwsClients
+from tests.aws.resources import create_bus, create_queues, create_tables
 
 EVENTS = Path(__file__).parent.parent / "events" / "aws"
 REGION = "eu-west-1"
@@ -150,6 +150,7 @@ class AwsStack:
             return {"batchItemFailures": [], "received": 0}
         result: dict[str, Any] = handle(self.sqs_event(messages))
         failed = {f["itemIdentifier"] for f in result["batchItemFailures"]}
+        done = [m for m in messages if m["MessageId"] not in failed]
         for message in messages:
             if message["MessageId"] in failed:
                 self.clients.sqs.change_message_visibility(
@@ -157,10 +158,13 @@ class AwsStack:
                     ReceiptHandle=message["ReceiptHandle"],
                     VisibilityTimeout=0,
                 )
-            else:
-                self.clients.sqs.delete_message(
-                    QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"]
-                )
+        if done:  # one DeleteMessageBatch, as the event source mapping does
+            self.clients.sqs.delete_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)
+                ],
+            )
         return {**result, "received": len(messages)}
 
     def stream_records(self, table: str) -> list[dict[str, Any]]:
@@ -216,100 +220,18 @@ def _lambda_stream_record(record: dict[str, Any]) -> dict[str, Any]:
     return shaped
 
 
-def _create_tables(ddb: Any, stack: AwsStack) -> None:
-    stream = {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
-    ddb.create_table(
-        TableName=stack.webhooks_table,
-        BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": "webhookId", "KeyType": "HASH"}],
-        AttributeDefinitions=[
-            {"AttributeName": "webhookId", "AttributeType": "S"},
-            {"AttributeName": "status", "AttributeType": "S"},
-            {"AttributeName": "receivedAt", "AttributeType": "N"},
-            {"AttributeName": "unsignedEventKey", "AttributeType": "S"},
-        ],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": "byStatus",
-                "KeySchema": [
-                    {"AttributeName": "status", "KeyType": "HASH"},
-                    {"AttributeName": "receivedAt", "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            },
-            {
-                "IndexName": "byUnsignedEventId",
-                "KeySchema": [{"AttributeName": "unsignedEventKey", "KeyType": "HASH"}],
-                "Projection": {"ProjectionType": "KEYS_ONLY"},
-            },
-        ],
-        StreamSpecification=stream,
-    )
-    ddb.update_time_to_live(
-        TableName=stack.webhooks_table,
-        TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiresAt"},
-    )
-    ddb.create_table(
-        TableName=stack.payments_table,
-        BillingMode="PAY_PER_REQUEST",
-        KeySchema=[
-            {"AttributeName": "provider", "KeyType": "HASH"},
-            {"AttributeName": "paymentId", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "provider", "AttributeType": "S"},
-            {"AttributeName": "paymentId", "AttributeType": "S"},
-        ],
-        StreamSpecification=stream,
-    )
-    ddb.create_table(
-        TableName=stack.audit_table,
-        BillingMode="PAY_PER_REQUEST",
-        KeySchema=[
-            {"AttributeName": "chain", "KeyType": "HASH"},
-            {"AttributeName": "seq", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "chain", "AttributeType": "S"},
-            {"AttributeName": "seq", "AttributeType": "N"},
-        ],
-    )
-
-
-def _create_queues_and_bus(session: boto3.session.Session, stack: AwsStack) -> str:
-    sqs, events = session.client("sqs"), session.client("events")
-    stack.dlq_url = sqs.create_queue(QueueName="payhook-processing-dlq")["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=stack.dlq_url, AttributeNames=["QueueArn"])[
-        "Attributes"
-    ]["QueueArn"]
-    redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVE_COUNT)}
-    stack.queue_url = sqs.create_queue(
-        QueueName="payhook-processing",
-        Attributes={"RedrivePolicy": json.dumps(redrive), "VisibilityTimeout": "60"},
-    )["QueueUrl"]
-    stack.events_queue_url = sqs.create_queue(QueueName="payhook-events-observer")["QueueUrl"]
-    observer_arn = sqs.get_queue_attributes(
-        QueueUrl=stack.events_queue_url, AttributeNames=["QueueArn"]
-    )["Attributes"]["QueueArn"]
-    bus = "payhook-events"
-    events.create_event_bus(Name=bus)
-    events.put_rule(
-        Name="payhook-payment-updated",
-        EventBusName=bus,
-        EventPattern=json.dumps({"source": ["payhook"], "detail-type": ["payment.updated"]}),
-    )
-    events.put_targets(
-        Rule="payhook-payment-updated",
-        EventBusName=bus,
-        Targets=[{"Id": "observer", "Arn": observer_arn}],
-    )
-    return bus
-
-
 def create_stack(session: boto3.session.Session) -> AwsStack:
     stack = AwsStack(session=session, clients=AwsClients(session), env={})
-    _create_tables(session.client("dynamodb"), stack)
-    bus = _create_queues_and_bus(session, stack)
+    create_tables(
+        session.client("dynamodb"),
+        webhooks=stack.webhooks_table,
+        payments=stack.payments_table,
+        audit=stack.audit_table,
+    )
+    stack.queue_url, stack.dlq_url = create_queues(
+        session.client("sqs"), max_receive_count=MAX_RECEIVE_COUNT
+    )
+    bus, stack.events_queue_url = create_bus(session)
     secret = {"providers": {"stripe": {"secrets": [STRIPE_SECRET], "tolerance_seconds": 300}}}
     secret_arn = session.client("secretsmanager").create_secret(
         Name="payhook/providers", SecretString=json.dumps(secret)

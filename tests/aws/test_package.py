@@ -35,6 +35,16 @@ def test_menu_resolves_every_listed_name_and_nothing_else() -> None:
         ),
         ("processor", {"payhook.backends.aws.audit", "payhook.backends.aws.webhooks"}),
         ("audit", {"payhook.backends.aws.webhooks", "payhook.providers", "payhook.service.ingest"}),
+        (
+            "sweeper",
+            {
+                "payhook.backends.aws.audit",
+                "payhook.backends.aws.payments",
+                "payhook.backends.aws.secrets",
+                "payhook.providers",
+                "payhook.service.process",
+            },
+        ),
     ],
 )
 def test_a_handler_module_loads_only_what_it_needs(handler: str, not_loaded: set[str]) -> None:

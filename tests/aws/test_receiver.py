@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 
 import pytest
@@ -11,7 +13,7 @@ from payhook.backends.aws.clients import AwsClients
 from payhook.core.model import webhook_id_for
 from payhook.runtimes.aws_lambda import receiver as receiver_lambda
 from payhook.runtimes.aws_lambda.processor import SqsProcessor
-from payhook.runtimes.aws_lambda.receiver import Receiver
+from payhook.runtimes.aws_lambda.receiver import PROVIDERS_UNUSABLE, Receiver
 from tests.aws.emulator import AwsStack, load_event, stripe_body, stripe_delivery
 from tests.conftest import FakeClock
 
@@ -132,13 +134,54 @@ def test_missing_table_is_503_and_nothing_is_enqueued(stack: AwsStack, clock: Fa
     assert stack.queue_depth(stack.queue_url) == 0
 
 
-def test_unreadable_provider_secret_is_503(stack: AwsStack, clock: FakeClock) -> None:
+def unusable_secret_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        getattr(r, "secret", "")
+        for r in caplog.records
+        if r.name == "payhook.aws.receiver" and r.getMessage() == PROVIDERS_UNUSABLE
+    ]
+
+
+def test_unreadable_provider_secret_is_503(
+    stack: AwsStack, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
     stack.client("secretsmanager").delete_secret(
         SecretId=stack.env["PAYHOOK_PROVIDERS_SECRET_ARN"], ForceDeleteWithoutRecovery=True
     )
     answer = make_receiver(stack, clock).handle(load_event(RECORDED))
     assert answer["statusCode"] == 503
     assert stack.webhook_item(RECORDED_WEBHOOK_ID) is None
+    assert unusable_secret_lines(caplog) == ["unreadable"]
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        '{"providers": {}}',  # the stack's placeholder: nothing loaded yet
+        "not json",
+        '{"providers": {"stripe": {"secrets": ["whsec_too_short"]}}}',
+    ],
+)
+def test_a_provider_secret_not_loaded_or_malformed_is_503_until_it_is_fixed(
+    stack: AwsStack, clock: FakeClock, caplog: pytest.LogCaptureFixture, secret: str
+) -> None:
+    secret_arn = stack.env["PAYHOOK_PROVIDERS_SECRET_ARN"]
+    good = stack.clients.secretsmanager.get_secret_value(SecretId=secret_arn)["SecretString"]
+    stack.clients.secretsmanager.put_secret_value(SecretId=secret_arn, SecretString=secret)
+    receiver = make_receiver(stack, clock)
+
+    answer = receiver.handle(load_event(RECORDED))
+
+    # Not a 500: nothing is wrong with the delivery, and the provider should retry it.
+    assert answer["statusCode"] == 503
+    assert answer["headers"]["Retry-After"] == "5"
+    assert body_of(answer)["error"] == "storage_unavailable"
+    assert stack.webhook_item(RECORDED_WEBHOOK_ID) is None
+    assert unusable_secret_lines(caplog) == ["malformed"]
+    assert "whsec_too_short" not in caplog.text
+    # Loaded: the next delivery is served at once (a failed read is not cached).
+    stack.clients.secretsmanager.put_secret_value(SecretId=secret_arn, SecretString=good)
+    assert receiver.handle(load_event(RECORDED))["statusCode"] == 200
 
 
 def test_webhook_stored_but_never_enqueued_is_enqueued_when_the_provider_retries(
@@ -184,6 +227,34 @@ def test_duplicate_of_a_processed_webhook_is_acknowledged_and_changes_nothing(
     assert stack.queue_depth(stack.queue_url) == 0
     assert stack.webhook_item(RECORDED_WEBHOOK_ID) == before
     assert stack.payment_items() == payments_before
+
+
+def test_braintree_challenge_get_is_answered_as_the_sdk_would(
+    stack: AwsStack, clock: FakeClock
+) -> None:
+    # API Gateway routes GET /webhook/{provider} here (infra/constructs/api.py).
+    private_key, challenge = "braintree-private-key-0123456789", "20f9f8ed05f77439fe955c977e4c8a53"
+    braintree = {"secrets": [private_key], "public_key": "pk_payhook"}
+    stack.clients.secretsmanager.put_secret_value(
+        SecretId=stack.env["PAYHOOK_PROVIDERS_SECRET_ARN"],
+        SecretString=json.dumps({"providers": {"braintree": braintree}}),
+    )
+    event = load_event(RECORDED)
+    event.update(
+        httpMethod="GET",
+        body=None,
+        isBase64Encoded=False,
+        pathParameters={"provider": "braintree"},
+        queryStringParameters={"bt_challenge": challenge},
+        multiValueQueryStringParameters={"bt_challenge": [challenge]},
+    )
+
+    answer = make_receiver(stack, clock).handle(event)
+
+    key = hashlib.sha1(private_key.encode()).digest()  # noqa: S324 - Braintree's scheme
+    expected = hmac.new(key, challenge.encode(), hashlib.sha1).hexdigest()
+    assert (answer["statusCode"], answer["body"]) == (200, f"pk_payhook|{expected}")
+    assert stack.queue_depth(stack.queue_url) == 0
 
 
 def test_get_is_answered_405_for_a_provider_without_a_challenge(

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from payhook.backends.aws.secrets import ProviderSecret, provider_configs
+from payhook.backends.aws.secrets import UNUSABLE, ProviderSecret, provider_configs
 from payhook.errors import ConfigError, StorageUnavailableError
 from payhook.providers.stripe import StripeProvider
 from tests.aws.emulator import STRIPE_SECRET, AwsStack
@@ -79,13 +79,17 @@ def test_outage_after_a_good_read_serves_the_cached_providers(
 
 
 def test_malformed_new_version_after_a_good_read_keeps_the_cached_providers(
-    stack: AwsStack, clock: FakeClock
+    stack: AwsStack, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     source = provider_secret(stack, clock, ttl=10)
     first = source.providers()
     put_secret(stack, '{"providers": {"stripe": {"secrets": []}}}')
     clock.advance(60)
     assert source.providers() == first
+    # Logged with the phrase the provider-secret alarm counts, before a cold start turns the
+    # broken value into 503s.
+    [line] = [r for r in caplog.records if r.name == "payhook.aws.secrets"]
+    assert line.getMessage().startswith(UNUSABLE)
 
 
 def test_nothing_cached_and_no_secret_is_storage_unavailable(

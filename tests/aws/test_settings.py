@@ -46,11 +46,14 @@ def test_limits_are_read_as_integers() -> None:
         "PAYHOOK_BODY_LIMIT_BYTES": "2048",
         "PAYHOOK_RAW_PAYLOAD_RETENTION_DAYS": "7",
         "PAYHOOK_SECRET_CACHE_SECONDS": "0",
+        "PAYHOOK_SWEEP_AFTER_SECONDS": "900",
+        "PAYHOOK_SWEEP_LIMIT": "50",
         "POWERTOOLS_SERVICE_NAME": "payhook-eu",
     }
     settings = load_settings(env, [])
     assert (settings.body_limit_bytes, settings.raw_payload_retention_days) == (2048, 7)
     assert (settings.secret_cache_seconds, settings.service_name) == (0, "payhook-eu")
+    assert (settings.sweep_after_seconds, settings.sweep_limit) == (900, 50)
 
 
 def test_a_lambda_does_not_need_the_names_it_does_not_use() -> None:
@@ -74,6 +77,8 @@ def test_missing_required_variable_names_it(missing: str) -> None:
         ("PAYHOOK_BODY_LIMIT_BYTES", "7000000", "expected an integer from 1 to 6291456"),
         ("PAYHOOK_RAW_PAYLOAD_RETENTION_DAYS", "-1", "expected an integer from 1 to 3650"),
         ("PAYHOOK_SECRET_CACHE_SECONDS", "5m", "expected an integer from 0 to 86400"),
+        ("PAYHOOK_SWEEP_AFTER_SECONDS", "59", "expected an integer from 60 to 86400"),
+        ("PAYHOOK_SWEEP_LIMIT", "0", "expected an integer from 1 to 10000"),
     ],
 )
 def test_malformed_integer_says_what_it_got_and_expected(

@@ -97,12 +97,12 @@ class Synthesized:
         return statements
 
     def handler_asset(self) -> Path:
-        """The staged code asset the three functions share."""
+        """The staged code asset the functions share."""
         keys = {
             f["Properties"]["Code"]["S3Key"]
             for f in self.resources("AWS::Lambda::Function").values()
         }
-        assert len(keys) == 1, "the three functions share one code asset"
+        assert len(keys) == 1, "the functions share one code asset"
         asset = self.outdir / f"asset.{keys.pop().removesuffix('.zip')}"
         assert asset.is_dir()
         return asset

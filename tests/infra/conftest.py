@@ -1,8 +1,9 @@
 """Synthesize the payhook stack once per session per configuration, cdk-nag packs included.
 
 ``dev`` is environment-agnostic (what ``cdk synth`` produces without credentials) with a
-distinctive suffix; ``production`` has a production-like suffix, a concrete environment and
-non-default settings, to show that they reach the template. Bundling is skipped (no pip, no
+distinctive suffix and every optional feature off; ``production`` has a production-like
+suffix, a concrete environment and non-default settings (a custom domain, the account's API
+Gateway logging role), to show that they reach the template. Bundling is skipped (no pip, no
 Docker): the layer asset is then staged from its source directory.
 """
 
@@ -23,7 +24,17 @@ if TYPE_CHECKING:
 DEV_SUFFIX = "qa7"
 PRODUCTION_SUFFIX = "prod"
 PRODUCTION_OVERRIDES = {"api_throttle_rate_per_second": 50, "api_throttle_burst": 80}
-PRODUCTION_CONTEXT = {"reservedConcurrency": "20", "alertEmail": "payments-oncall@example.com"}
+PRODUCTION_DOMAIN = "webhooks.example.com"
+PRODUCTION_CERTIFICATE = (
+    "arn:aws:acm:us-east-1:123456789012:certificate/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+)
+PRODUCTION_CONTEXT = {
+    "reservedConcurrency": "20",
+    "alertEmail": "payments-oncall@example.com",
+    "domainName": PRODUCTION_DOMAIN,
+    "certificateArn": PRODUCTION_CERTIFICATE,
+    "apiGatewayCloudWatchRole": "true",  # as `-c apiGatewayCloudWatchRole=true` passes it
+}
 
 
 def _synthesize(outdir: Path, context: dict[str, Any], **build_kwargs: Any) -> Synthesized:

@@ -133,3 +133,60 @@ def test_rejects_context_concurrency_that_is_not_a_number() -> None:
 def test_validates_context_values_like_python_ones() -> None:
     with pytest.raises(SettingsError, match="environment_suffix: got 'PROD'"):
         PayhookSettings.from_context(context({"environmentSuffix": "PROD"}))
+
+
+CERTIFICATE = "arn:aws:acm:eu-west-1:123456789012:certificate/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("processor_batching_window_seconds", 301, "from 0 to 300"),
+        ("audit_batching_window_seconds", -1, "from 0 to 300"),
+        ("sweep_every_minutes", 0, "from 1 to 60"),
+        ("sweep_after_seconds", 59, "from 60 to 86400"),
+        ("dead_letter_age_alarm_seconds", 15 * 86_400, "from 60 to 1209600"),
+        ("audit_iterator_age_alarm_seconds", 10, "from 60 to 86400"),
+        ("waf_blocked_alarm_threshold", 0, "from 1 to"),
+    ],
+)
+def test_rejects_out_of_range_windows_sweeps_and_alarm_thresholds(
+    field: str, value: Any, message: str
+) -> None:
+    with pytest.raises(SettingsError, match=rf"{field}: got {value}, expected .*{message}"):
+        PayhookSettings(**{field: value})
+
+
+def test_custom_domain_needs_a_host_name_and_a_certificate_together() -> None:
+    settings = PayhookSettings(domain_name="hooks.example.com", certificate_arn=CERTIFICATE)
+    assert (settings.domain_name, settings.certificate_arn) == ("hooks.example.com", CERTIFICATE)
+
+    with pytest.raises(SettingsError, match="certificate_arn: got None, expected an ACM"):
+        PayhookSettings(domain_name="hooks.example.com")
+    with pytest.raises(SettingsError, match="domain_name: got None, expected a lowercase host"):
+        PayhookSettings(certificate_arn=CERTIFICATE)
+    with pytest.raises(SettingsError, match=r"domain_name: got 'Hooks\.Example\.com'"):
+        PayhookSettings(domain_name="Hooks.Example.com", certificate_arn=CERTIFICATE)
+    with pytest.raises(SettingsError, match="certificate_arn: got 'arn:aws:iam::1:x'"):
+        PayhookSettings(domain_name="hooks.example.com", certificate_arn="arn:aws:iam::1:x")
+
+
+def test_reads_the_domain_and_the_logging_role_opt_in_from_cdk_context() -> None:
+    settings = PayhookSettings.from_context(
+        context(
+            {
+                "domainName": "hooks.example.com",
+                "certificateArn": CERTIFICATE,
+                "apiGatewayCloudWatchRole": "true",  # `-c apiGatewayCloudWatchRole=true`
+            }
+        )
+    )
+
+    assert settings.domain_name == "hooks.example.com"
+    assert settings.api_gateway_cloudwatch_role is True
+    assert PayhookSettings().api_gateway_cloudwatch_role is False  # opt-in
+    assert not PayhookSettings.from_context(
+        context({"apiGatewayCloudWatchRole": False})
+    ).api_gateway_cloudwatch_role
+    with pytest.raises(SettingsError, match="apiGatewayCloudWatchRole: got 'yes', expected true"):
+        PayhookSettings.from_context(context({"apiGatewayCloudWatchRole": "yes"}))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.infra.cfn import Synthesized, render
+from tests.infra.conftest import PRODUCTION_DOMAIN
 
 pytestmark = pytest.mark.infra
 
@@ -25,6 +26,7 @@ NAME_PROPERTIES = {
     "AWS::CloudWatch::Alarm": "AlarmName",
     "AWS::CloudWatch::Dashboard": "DashboardName",
     "AWS::KMS::Alias": "AliasName",
+    "AWS::Scheduler::Schedule": "Name",
 }
 STATEFUL = (
     "AWS::DynamoDB::Table",
@@ -102,11 +104,19 @@ def test_outputs_name_what_operators_need(synthesized: Synthesized) -> None:
     assert outputs["WebhooksTableName"] == ref(service.tables.webhooks)
     assert outputs["PaymentsTableName"] == ref(service.tables.payments)
     assert outputs["AuditTableName"] == ref(service.tables.audit)
-    assert outputs["DeadLetterQueueUrl"] == ref(service.queues.dead_letters)  # Ref is the URL
+    assert outputs["ProcessingQueueUrl"] == ref(service.queues.processing)  # what a redrive
+    assert outputs["DeadLetterQueueUrl"] == ref(service.queues.dead_letters)  # needs
     assert outputs["AlertTopicArn"] == ref(service.alarms.topic)  # Ref is the ARN
     rest_api_id, _ = synthesized.only("AWS::ApiGateway::RestApi")
     stage_id, _ = synthesized.only("AWS::ApiGateway::Stage")
-    endpoint = outputs["WebhookUrl"]
-    assert endpoint.startswith(f"https://${{{rest_api_id}}}.execute-api.")
-    assert endpoint.endswith(f"/${{{stage_id}}}/webhook/{{provider}}")
     assert rest_api_id in outputs["ApiEndpoint"]
+    endpoint = outputs["WebhookUrl"]
+    if synthesized.settings.domain_name is None:
+        assert endpoint.startswith(f"https://${{{rest_api_id}}}.execute-api.")
+        assert endpoint.endswith(f"/${{{stage_id}}}/webhook/{{provider}}")
+        assert "CustomDomainTarget" not in outputs
+    else:  # the production synth: providers keep this URL when the API is replaced
+        assert endpoint == f"https://{PRODUCTION_DOMAIN}/webhook/{{provider}}"
+        domain_id, _ = synthesized.only("AWS::ApiGateway::DomainName")
+        assert outputs["CustomDomainTarget"] == f"${{{domain_id}.RegionalDomainName}}"
+        assert outputs["CustomDomainHostedZoneId"] == f"${{{domain_id}.RegionalHostedZoneId}}"

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from payhook.runtimes.aws_lambda.receiver import PROVIDERS_UNUSABLE
 from tests.infra.cfn import Synthesized, as_list, render
 
 pytestmark = pytest.mark.infra
@@ -54,18 +55,92 @@ def test_errors_are_not_swallowed(synthesized: Synthesized) -> None:
         assert alarm.get("ActionsEnabled", True) is not False, name
 
 
-def test_verification_failures_are_counted_from_the_receiver_log(
-    synthesized: Synthesized,
+@pytest.mark.parametrize(
+    ("metric_name", "phrase"),
+    [
+        ("VerificationFailures", '"verification failed"'),
+        ("ProviderSecretFailures", f'"{PROVIDERS_UNUSABLE}"'),  # what the receiver logs
+    ],
+)
+def test_refusals_are_counted_from_the_receiver_log(
+    synthesized: Synthesized, metric_name: str, phrase: str
 ) -> None:
     receiver_logs = synthesized.logical_id(synthesized.stack.service.functions.receiver.log_group)
-    _, metric_filter = synthesized.only("AWS::Logs::MetricFilter")
-    props = render(metric_filter["Properties"])
+    filters = {
+        f["Properties"]["MetricTransformations"][0]["MetricName"]: render(f["Properties"])
+        for f in synthesized.resources("AWS::Logs::MetricFilter").values()
+    }
+    props = filters[metric_name]
 
     assert props["LogGroupName"] == f"${{{receiver_logs}}}"
-    assert props["FilterPattern"] == '"verification failed"'
+    assert props["FilterPattern"] == phrase
     [transformation] = props["MetricTransformations"]
-    assert transformation["MetricName"] == "VerificationFailures"
     assert transformation["MetricNamespace"] == f"payhook/{synthesized.suffix}"
+
+
+def test_every_way_to_lose_delay_or_refuse_a_webhook_has_an_alarm(
+    synthesized: Synthesized,
+) -> None:
+    service, suffix = synthesized.stack.service, synthesized.suffix
+    alarms = alarms_by_name(synthesized)
+
+    def ref(construct: object, attribute: str = "") -> str:
+        logical_id = synthesized.logical_id(construct)
+        return f"${{{logical_id}.{attribute}}}" if attribute else f"${{{logical_id}}}"
+
+    def watches(name: str) -> tuple[str, str, list[dict[str, str]], float]:
+        alarm = alarms[f"payhook-{name}-{suffix}"]
+        dimensions = alarm.get("Dimensions", [])
+        return (alarm["Namespace"], alarm["MetricName"], dimensions, alarm["Threshold"])
+
+    functions, queues = service.functions, service.queues
+    assert watches("audit-iterator-age") == (
+        "AWS/Lambda",
+        "IteratorAge",
+        [{"Name": "FunctionName", "Value": ref(functions.audit.function)}],
+        600_000,  # milliseconds: 10 minutes, hours before the 6 h that give records up
+    )
+    assert watches("dead-letter-age") == (
+        "AWS/SQS",
+        "ApproximateAgeOfOldestMessage",
+        [{"Name": "QueueName", "Value": ref(queues.dead_letters, "QueueName")}],
+        7 * 86_400,  # dead letters expire at 14 days
+    )
+    assert watches("audit-failures-sent") == (
+        "AWS/SQS",
+        "NumberOfMessagesSent",
+        [{"Name": "QueueName", "Value": ref(queues.audit_failures, "QueueName")}],
+        0,
+    )
+    assert watches("alert-deliveries") == (
+        "AWS/SNS",
+        "NumberOfNotificationsFailed",
+        [{"Name": "TopicName", "Value": ref(service.alarms.topic, "TopicName")}],
+        0,
+    )
+    namespace, metric, dimensions, threshold = watches("waf-blocked")
+    assert (namespace, metric, threshold) == ("AWS/WAFV2", "BlockedRequests", 100)
+    assert {"Name": "WebACL", "Value": f"payhook-waf-{suffix}"} in dimensions
+    assert {"Name": "Rule", "Value": "ALL"} in dimensions
+    assert watches("api-4xx")[1:] == ("4XXError", watches("receiver-5xx")[2], 100)
+    assert watches("provider-secret")[:2] == (f"payhook/{suffix}", "ProviderSecretFailures")
+    assert watches("sweeper-errors")[:3] == (
+        "AWS/Lambda",
+        "Errors",
+        [{"Name": "FunctionName", "Value": ref(functions.sweeper.function)}],
+    )
+    for function in functions.all:
+        name = function.node.id.lower()
+        assert watches(f"{name}-throttles") == (
+            "AWS/Lambda",
+            "Throttles",
+            [{"Name": "FunctionName", "Value": ref(function.function)}],
+            0,
+        )
+        assert alarms[f"payhook-{name}-throttles-{suffix}"]["ComparisonOperator"] == (
+            "GreaterThanThreshold"
+        )
+    assert len(alarms) == 19
 
 
 def test_alarms_can_publish_to_the_encrypted_topic(synthesized: Synthesized) -> None:

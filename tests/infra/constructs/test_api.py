@@ -8,6 +8,7 @@ import pytest
 from aws_cdk.assertions import Match
 
 from tests.infra.cfn import Synthesized, render
+from tests.infra.conftest import PRODUCTION_CERTIFICATE, PRODUCTION_DOMAIN
 
 pytestmark = pytest.mark.infra
 
@@ -32,10 +33,15 @@ def test_api_stage_is_throttled(dev: Synthesized, production: Synthesized) -> No
         )
 
 
-def test_webhook_route_is_a_validated_lambda_proxy_post(synthesized: Synthesized) -> None:
+def test_webhook_route_is_a_validated_lambda_proxy_for_post_and_get(
+    synthesized: Synthesized,
+) -> None:
+    # GET answers a provider's verification challenge (Braintree's bt_challenge) or 405.
     service = synthesized.stack.service
-    _, method = synthesized.only("AWS::ApiGateway::Method")
-    props = render(method["Properties"])
+    methods = {
+        m["Properties"]["HttpMethod"]: render(m["Properties"])
+        for m in synthesized.resources("AWS::ApiGateway::Method").values()
+    }
     validator_id, validator = synthesized.only("AWS::ApiGateway::RequestValidator")
     paths = {
         render(r["Properties"]["PathPart"])
@@ -44,12 +50,50 @@ def test_webhook_route_is_a_validated_lambda_proxy_post(synthesized: Synthesized
     receiver = synthesized.logical_id(service.functions.receiver.function)
 
     assert paths == {"webhook", "{provider}"}
-    assert props["HttpMethod"] == "POST"
-    assert props["Integration"]["Type"] == "AWS_PROXY"
-    assert f"/functions/${{{receiver}.Arn}}/invocations" in props["Integration"]["Uri"]
-    assert props["RequestParameters"] == {"method.request.path.provider": True}
-    assert props["RequestValidatorId"] == f"${{{validator_id}}}"
+    assert set(methods) == {"POST", "GET"}
+    for props in methods.values():
+        assert props["Integration"]["Type"] == "AWS_PROXY"
+        assert f"/functions/${{{receiver}.Arn}}/invocations" in props["Integration"]["Uri"]
+        assert props["RequestParameters"] == {"method.request.path.provider": True}
+        assert props["RequestValidatorId"] == f"${{{validator_id}}}"
     assert validator["Properties"]["ValidateRequestParameters"] is True
+
+
+def test_custom_domain_serves_the_stage_at_a_stable_url(
+    dev: Synthesized, production: Synthesized
+) -> None:
+    assert dev.resources("AWS::ApiGateway::DomainName") == {}
+    assert dev.resources("AWS::ApiGateway::BasePathMapping") == {}
+    domain_id, domain = production.only("AWS::ApiGateway::DomainName")
+    _, mapping = production.only("AWS::ApiGateway::BasePathMapping")
+    rest_api_id, _ = production.only("AWS::ApiGateway::RestApi")
+    stage_id, _ = production.only("AWS::ApiGateway::Stage")
+    props, mapped = render(domain["Properties"]), render(mapping["Properties"])
+
+    assert props["DomainName"] == PRODUCTION_DOMAIN
+    assert props["RegionalCertificateArn"] == PRODUCTION_CERTIFICATE
+    assert props["EndpointConfiguration"] == {"Types": ["REGIONAL"]}
+    assert props["SecurityPolicy"] == "TLS_1_2"
+    assert mapped["DomainName"] == f"${{{domain_id}}}"
+    assert mapped["RestApiId"] == f"${{{rest_api_id}}}"
+    assert mapped["Stage"] == f"${{{stage_id}}}"
+    assert "BasePath" not in mapped  # https://<domain>/webhook/{provider}
+
+
+def test_the_account_logging_role_is_set_only_where_asked(
+    dev: Synthesized, production: Synthesized
+) -> None:
+    # One role per account and region: a stack that sets it replaces the role of every
+    # other API there, so only an opted-in stack (the production synth) sets it.
+    assert dev.resources("AWS::ApiGateway::Account") == {}
+    assert not any(
+        "AmazonAPIGatewayPushToCloudWatchLogs" in str(role["Properties"])
+        for role in dev.resources("AWS::IAM::Role").values()
+    )
+    _, account = production.only("AWS::ApiGateway::Account")
+    role_id = render(account["Properties"]["CloudWatchRoleArn"]).strip("${}").split(".")[0]
+    role = production.template["Resources"][role_id]["Properties"]
+    assert "AmazonAPIGatewayPushToCloudWatchLogs" in str(role["ManagedPolicyArns"])
 
 
 def test_bodies_reach_the_receiver_byte_for_byte(synthesized: Synthesized) -> None:

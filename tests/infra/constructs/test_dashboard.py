@@ -26,3 +26,5 @@ def test_dashboard_covers_alarms_api_waf_functions_and_queues(synthesized: Synth
         assert namespace in text
     for function in synthesized.stack.service.functions.all:
         assert synthesized.logical_id(function.function) in text
+    titles = {w["properties"].get("title", "") for w in widgets}
+    assert any("IteratorAge" in title for title in titles)  # the audit function's lag

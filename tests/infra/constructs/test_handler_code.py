@@ -68,7 +68,7 @@ def test_asset_contains_the_runtime_package_and_nothing_else(synthesized: Synthe
     assert not any("__pycache__" in path or path.endswith(".pyc") for path in shipped)
 
 
-def test_asset_contains_the_three_contract_handlers(synthesized: Synthesized) -> None:
+def test_asset_contains_every_contract_handler(synthesized: Synthesized) -> None:
     asset = synthesized.handler_asset()
     for function in synthesized.resources("AWS::Lambda::Function").values():
         module, _, attribute = function["Properties"]["Handler"].rpartition(".")

@@ -1,12 +1,14 @@
-"""The web ACL: per-IP rate limit, AWS managed rules, association, redacted logging."""
+"""The web ACL: per-IP rate limit, body size, AWS managed rules, association, redacted logs."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 from aws_cdk.assertions import Match
 
+from payhook.service.ingest import problem
 from tests.infra.cfn import Synthesized, render
 
 pytestmark = pytest.mark.infra
@@ -102,3 +104,36 @@ def test_waf_logs_redact_credentials_and_query_strings(synthesized: Synthesized)
     assert log_group_name in names
     assert {"SingleHeader": {"Name": "authorization"}} in props["RedactedFields"]
     assert {"QueryString": {}} in props["RedactedFields"]
+
+
+@pytest.mark.parametrize(
+    ("content_length", "blocked"),
+    [
+        ("1048577", False),  # over the receiver's limit: the receiver answers 413 itself
+        ("1999999", False),
+        ("2000000", True),
+        ("4400000", True),  # would exceed Lambda's 6 MB event once in base64
+        ("10485760", True),
+        ("0002000000", True),
+        ("0", False),
+        ("", False),
+    ],
+)
+def test_oversized_bodies_are_answered_413_before_lambda(
+    synthesized: Synthesized, content_length: str, blocked: bool
+) -> None:
+    _, acl = synthesized.only("AWS::WAFv2::WebACL")
+    rule = rules(synthesized)["BodyTooLarge"]
+    statement = rule["Statement"]["RegexMatchStatement"]
+    response = rule["Action"]["Block"]["CustomResponse"]
+    body = acl["Properties"]["CustomResponseBodies"][response["CustomResponseBodyKey"]]
+
+    assert statement["FieldToMatch"] == {"SingleHeader": {"Name": "content-length"}}
+    assert bool(re.search(statement["RegexString"], content_length)) is blocked
+    assert response["ResponseCode"] == 413
+    assert body["ContentType"] == "APPLICATION_JSON"
+    # The receiver's own 413, so a provider sees one answer whoever refuses the body.
+    assert body["Content"].encode() == problem(413, "the body limit is 1048576 bytes").body
+    # After the rate limit (cheap), before the managed rules (which read the body).
+    priorities = sorted(rules(synthesized).values(), key=lambda r: r["Priority"])
+    assert [r["Name"] for r in priorities[:2]] == ["RateLimitPerIp", "BodyTooLarge"]

@@ -5,11 +5,14 @@
 | settings     | ``AwsSettings`` from the environment, validated at cold start            |
 | clients      | boto3 clients, lazy, one set per execution environment, injectable       |
 | webhooks     | ``DynamoWebhookStore`` (WebhookStore): conditional put, then SQS         |
+| sweep        | ``WebhookSweeper``: re-queue webhooks stranded in ``received``           |
+| redrive      | ``redrive_dead_letters``, ``redrive_webhooks``: dead -> received, queued |
 | payments     | ``DynamoProcessingStore`` (ProcessingStore): one TransactWriteItems      |
 | audit        | ``DynamoAuditLog`` (AuditLog): entries + markers + head, one transaction |
 | streams      | stream records -> audit changes and payment events to publish            |
 | events       | ``EventPublisher``: canonical events to EventBridge                      |
 | secrets      | ``ProviderSecret``: provider configuration from Secrets Manager          |
+| messages     | the processing queue's ``{"webhookId": ...}`` messages                   |
 | items        | DynamoDB attribute values <-> webhook records                            |
 | errors       | botocore errors -> payhook errors                                        |
 
@@ -26,9 +29,15 @@ if TYPE_CHECKING:
     from payhook.backends.aws.clients import AwsClients, default_clients, reset_default_clients
     from payhook.backends.aws.events import EventPublisher
     from payhook.backends.aws.payments import DynamoProcessingStore
+    from payhook.backends.aws.redrive import (
+        RedriveReport,
+        redrive_dead_letters,
+        redrive_webhooks,
+    )
     from payhook.backends.aws.secrets import ProviderSecret, provider_configs
     from payhook.backends.aws.settings import AwsSettings, load_settings
     from payhook.backends.aws.streams import StreamChange, read_record
+    from payhook.backends.aws.sweep import SweepResult, WebhookSweeper
     from payhook.backends.aws.webhooks import DynamoWebhookStore
 
 _MODULES = {
@@ -39,11 +48,16 @@ _MODULES = {
     "DynamoWebhookStore": "webhooks",
     "EventPublisher": "events",
     "ProviderSecret": "secrets",
+    "RedriveReport": "redrive",
     "StreamChange": "streams",
+    "SweepResult": "sweep",
+    "WebhookSweeper": "sweep",
     "default_clients": "clients",
     "load_settings": "settings",
     "provider_configs": "secrets",
     "read_record": "streams",
+    "redrive_dead_letters": "redrive",
+    "redrive_webhooks": "redrive",
     "reset_default_clients": "clients",
 }
 
@@ -55,11 +69,16 @@ __all__ = [
     "DynamoWebhookStore",
     "EventPublisher",
     "ProviderSecret",
+    "RedriveReport",
     "StreamChange",
+    "SweepResult",
+    "WebhookSweeper",
     "default_clients",
     "load_settings",
     "provider_configs",
     "read_record",
+    "redrive_dead_letters",
+    "redrive_webhooks",
     "reset_default_clients",
 ]
 

@@ -23,6 +23,7 @@ from payhook.backends.aws.errors import (
     unavailable,
 )
 from payhook.backends.aws.items import Item, n, s, webhook_from_item
+from payhook.core.clock import Clock, system_clock
 from payhook.core.ledger import PaymentRecord
 from payhook.core.model import StoredWebhook, WebhookStatus
 from payhook.core.ports import PaymentWrite, ProcessingCommit
@@ -59,10 +60,18 @@ def payment_from_item(item: Item) -> PaymentRecord:
 
 
 class DynamoProcessingStore:
-    def __init__(self, dynamodb: Any, *, webhooks_table: str, payments_table: str) -> None:
+    def __init__(
+        self,
+        dynamodb: Any,
+        *,
+        webhooks_table: str,
+        payments_table: str,
+        clock: Clock = system_clock,
+    ) -> None:
         self.dynamodb = dynamodb
         self.webhooks_table = webhooks_table
         self.payments_table = payments_table
+        self.clock = clock
 
     def get_webhook(self, webhook_id: str) -> StoredWebhook | None:
         with aws_call("reading the webhook"):
@@ -141,13 +150,14 @@ class DynamoProcessingStore:
 
         ``dead``: this was the last attempt SQS allows before its redrive moves the message to
         the dead-letter queue, so a still-received webhook becomes ``dead`` (as on SQLite).
+        ``lastAttemptAt`` tells the sweeper that SQS still holds a message for the webhook.
         """
-        update = "SET #e = :error ADD attempts :one"
+        update = "SET #e = :error, lastAttemptAt = :at ADD attempts :one"
         names = {"#e": "error"}
-        values = {":error": s(error[:ERROR_LIMIT]), ":one": n(1)}
+        values = {":error": s(error[:ERROR_LIMIT]), ":one": n(1), ":at": n(self.clock())}
         condition = "attribute_exists(webhookId)"
         if dead:
-            update = "SET #e = :error, #st = :dead ADD attempts :one"
+            update = "SET #e = :error, lastAttemptAt = :at, #st = :dead ADD attempts :one"
             names["#st"] = "status"
             values.update({":dead": s("dead"), ":received": s("received")})
             condition += " AND #st = :received"

@@ -21,6 +21,10 @@ from payhook.providers import Provider, ProviderConfig, build_providers, load_pr
 
 log = logging.getLogger("payhook.aws.secrets")
 
+#: In every log line about a provider secret that cannot be used (the alarm counts it in the
+#: receiver's log: infra/constructs/alarms.py).
+UNUSABLE = "provider secret unusable"
+
 
 def provider_configs(secret_string: str) -> dict[str, ProviderConfig]:
     """Parse the secret's JSON. Error messages name keys and types, never values."""
@@ -80,8 +84,10 @@ class ProviderSecret:
             except (StorageUnavailableError, ConfigError) as exc:
                 if self._text is None:
                     raise
+                # Still serving, but the value an operator just loaded is broken: say so
+                # now, not at the next cold start (when it turns into 503s).
                 log.error(
-                    "provider secret refresh failed; serving the cached providers",
+                    f"{UNUSABLE}: refresh failed; serving the cached providers",
                     extra={"error": str(exc)},
                 )
             self._fetched_at = now

@@ -51,6 +51,10 @@ class AwsSettings:
     secret_cache_seconds: int = 300
     #: The processing queue's maxReceiveCount: the last attempt marks the webhook dead.
     max_receive_count: int = 5
+    #: The sweeper re-queues a webhook still ``received`` this long after it was last queued.
+    sweep_after_seconds: int = 600
+    #: At most this many webhooks per sweep, so one run fits the function's timeout.
+    sweep_limit: int = 1000
     service_name: str = "payhook"
 
     @property
@@ -116,5 +120,7 @@ def load_settings(environ: Mapping[str, str], required: Iterable[str]) -> AwsSet
         ),
         secret_cache_seconds=_integer(environ, "PAYHOOK_SECRET_CACHE_SECONDS", 300, 0, 86_400),
         max_receive_count=_integer(environ, "PAYHOOK_MAX_RECEIVE_COUNT", 5, 1, 1000),
+        sweep_after_seconds=_integer(environ, "PAYHOOK_SWEEP_AFTER_SECONDS", 600, 60, 86_400),
+        sweep_limit=_integer(environ, "PAYHOOK_SWEEP_LIMIT", 1000, 1, 10_000),
         service_name=environ.get("POWERTOOLS_SERVICE_NAME", "").strip() or "payhook",
     )

@@ -2,33 +2,28 @@
 
 A webhook is acknowledged only after both calls succeed. If the Lambda dies between them
 the item stays ``received`` without a message; the provider's retry finds it and enqueues
-it again (processing is idempotent). A duplicate of a processed (or dead) webhook changes
-nothing.
+it again (processing is idempotent), and if the provider never retries, the sweeper does
+(``sweep.py``). A duplicate of a processed (or dead) webhook changes nothing: a dead one
+waits for a redrive (``redrive.py``), since sending it again would only fail again.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from payhook.backends.aws.errors import CONDITION_FAILED, aws_call, error_code, unavailable
+from payhook.backends.aws.errors import CONDITION_FAILED, error_code, unavailable
 from payhook.backends.aws.items import Item, n, s, unsigned_event_key, webhook_item
+from payhook.backends.aws.messages import send_to_queue
 from payhook.core.clock import Clock, system_clock
 from payhook.core.model import Stored, StoredWebhook, WebhookStatus
-from payhook.errors import StorageUnavailableError
 
 log = logging.getLogger("payhook.aws.webhooks")
 
-SQS_BATCH_LIMIT = 10
 BY_UNSIGNED_EVENT_ID = "byUnsignedEventId"  # infra/constructs/storage.py
-
-
-def message_body(webhook_id: str) -> str:
-    return json.dumps({"webhookId": webhook_id}, separators=(",", ":"))
 
 
 class DynamoWebhookStore:
@@ -72,7 +67,7 @@ class DynamoWebhookStore:
                 results.append(Stored.NEW)
             if stored_status in (None, WebhookStatus.RECEIVED):
                 to_enqueue.append(webhook.webhook_id)
-        self._enqueue(to_enqueue)
+        send_to_queue(self.sqs, self.queue_url, to_enqueue)
         self._mark_enqueued(to_enqueue)
         return results
 
@@ -132,19 +127,6 @@ class DynamoWebhookStore:
         # ALL_OLD returns the item that failed the condition; without it, enqueueing again
         # is the safe choice (processing is idempotent).
         return WebhookStatus(old["status"]["S"]) if old else WebhookStatus.RECEIVED
-
-    def _enqueue(self, webhook_ids: list[str]) -> None:
-        for start in range(0, len(webhook_ids), SQS_BATCH_LIMIT):
-            chunk = webhook_ids[start : start + SQS_BATCH_LIMIT]
-            entries = [
-                {"Id": str(i), "MessageBody": message_body(wid)} for i, wid in enumerate(chunk)
-            ]
-            with aws_call("enqueueing the webhook"):
-                response = self.sqs.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
-            failed = response.get("Failed") or []
-            if failed:
-                codes = sorted({str(f.get("Code", "Unknown")) for f in failed})
-                raise StorageUnavailableError(f"enqueueing the webhook failed: {', '.join(codes)}")
 
     def _mark_enqueued(self, webhook_ids: list[str]) -> None:
         """Record when the message was sent; diagnostic only, so a failure is just logged."""

@@ -8,36 +8,22 @@ maxReceiveCount, its redrive policy moves it to the dead-letter queue.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import os
 from collections.abc import Mapping
 from typing import Any
 
 from payhook.backends.aws.clients import AwsClients
+from payhook.backends.aws.messages import webhook_id_of
 from payhook.backends.aws.payments import DynamoProcessingStore
 from payhook.backends.aws.secrets import ProviderSecret
 from payhook.core.clock import Clock, system_clock
-from payhook.errors import PayloadError
 from payhook.runtimes.aws_lambda.coldstart import cold_start
 from payhook.service.process import Processor
 
 log = logging.getLogger("payhook.aws.processor")
 
 REQUIRED = ("webhooks_table", "payments_table", "providers_secret_arn")
-
-
-def webhook_id_of(body: object) -> str:
-    if not isinstance(body, str):
-        raise PayloadError("message has no body")
-    try:
-        message = json.loads(body)
-    except ValueError:
-        raise PayloadError("message body is not JSON") from None
-    webhook_id = message.get("webhookId") if isinstance(message, dict) else None
-    if not isinstance(webhook_id, str) or not webhook_id:
-        raise PayloadError('message body has no "webhookId" string')
-    return webhook_id
 
 
 class SqsProcessor:
@@ -66,6 +52,7 @@ class SqsProcessor:
             start.clients.dynamodb,
             webhooks_table=settings.webhooks_table,
             payments_table=settings.payments_table,
+            clock=clock,
         )
         return cls(start.provider_secret(clock), store, clock, settings.max_receive_count)
 

@@ -1,7 +1,9 @@
 """Receiver Lambda: API Gateway -> verify -> DynamoDB + SQS -> acknowledge.
 
 The flow and its answers are ``payhook.service.ingest``'s; this decodes the API Gateway event
-and shapes the proxy response.
+and shapes the proxy response. Without usable provider configuration (the secret not loaded
+yet, unreadable, or malformed) every delivery gets 503, so providers retry, and a log line
+the provider-secret alarm counts.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from payhook.backends.aws.clients import AwsClients
-from payhook.backends.aws.secrets import ProviderSecret
+from payhook.backends.aws.secrets import UNUSABLE, ProviderSecret
 from payhook.backends.aws.settings import AwsSettings
 from payhook.backends.aws.webhooks import DynamoWebhookStore
 from payhook.core.clock import Clock, system_clock
@@ -26,6 +28,9 @@ from payhook.service.ingest import Answer, Ingest, problem
 log = logging.getLogger("payhook.aws.receiver")
 
 REQUIRED = ("webhooks_table", "queue_url", "providers_secret_arn")
+#: Logged for every delivery refused because the provider secret is missing, unreadable or
+#: malformed; infra/constructs/alarms.py turns it into a metric and an alarm.
+PROVIDERS_UNUSABLE = UNUSABLE
 
 
 class Receiver:
@@ -65,12 +70,14 @@ class Receiver:
         name = api.provider_name(event)
         try:
             ingest = Ingest(self.secret.providers(), self.clock, self.settings.body_limit_bytes)
-        except StorageUnavailableError as exc:
-            log.error("providers unavailable", extra={"provider": name, "reason": str(exc)})
+        except (StorageUnavailableError, ConfigError) as exc:
+            # Nothing can be verified, so nothing is stored: a 503 makes the provider retry
+            # once the secret is loaded or readable. The alarm counts this phrase.
+            kind = "malformed" if isinstance(exc, ConfigError) else "unreadable"
+            log.error(
+                PROVIDERS_UNUSABLE, extra={"provider": name, "secret": kind, "reason": str(exc)}
+            )
             return api.response(problem(503, "try again later"))
-        except ConfigError as exc:
-            log.error("providers misconfigured", extra={"provider": name, "reason": str(exc)})
-            return api.error(500, "misconfigured", "the receiver is misconfigured")
         if str(event.get("httpMethod", "POST")).upper() == "GET":
             return api.response(ingest.challenge(name, api.webhook_request(event, b"")))
         provider = ingest.route(name)
