@@ -41,9 +41,11 @@ pytest: $(VENV)/.dev
 
 test: lint typecheck pytest
 
-# Benchmarks (each rewrites its section of benchmarks/RESULTS.md); about 2 minutes.
+# Benchmarks (each rewrites its section of benchmarks/RESULTS.md); about 6 minutes. The
+# sustained ones use wrk when it is installed (apt-get install wrk), else a Python client.
 bench: $(VENV)/.dev
 	$(BIN)/python benchmarks/ingest_throughput.py
+	$(BIN)/python benchmarks/tutorial_receiver.py
 	$(BIN)/python benchmarks/load.py
 	$(BIN)/python benchmarks/verify_speed.py
 	$(BIN)/python benchmarks/cold_start.py

@@ -139,15 +139,14 @@ def run_phase(phase: Phase, args: argparse.Namespace, names: list[str]) -> None:
 
 
 def _lag_note() -> str:
-    max_lag = getattr(ProcessingSettings(), "max_lag_seconds", None)
-    if max_lag is None:
-        return ""
+    settings = ProcessingSettings()
     return (
-        f"Burst processing lag is by design: while deliveries pile up at the writer (8 or more"
-        f" waiting when a group commits), workers, the audit and checkpoints yield to"
-        f" acknowledgments until the oldest queued message is `processing.max_lag_seconds`"
-        f" ({max_lag:g} s) old, then keep up at full speed; at a pace the server absorbs,"
-        f" nothing piles up and processing follows within ms."
+        "Processing never pauses for deliveries: every group commit carries every waiting"
+        " delivery and at most one background write, so processing and the audit keep going"
+        f" under any load; workers take batches of up to {settings.batch_size} messages, back"
+        " to back while full batches wait, and look again every"
+        f" {settings.poll_interval_seconds * 1000:g} ms once caught up"
+        " (`processing.poll_interval_seconds`)."
     )
 
 

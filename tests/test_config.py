@@ -44,7 +44,7 @@ secrets = ["whsec_eu_account_secret"]
     )
     settings = load_settings(path, environ={})
     assert settings.server.port == 9000
-    assert settings.storage.path == "x.db"
+    assert settings.storage.path == str(tmp_path / "x.db")  # relative to the file's folder
     assert settings.providers["stripe"].secrets == (
         "whsec_first_test_secret",
         "whsec_second_test_secret",

@@ -8,11 +8,12 @@ closest valid one). Provider sections have the same shape whether they come from
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta, Struct
@@ -49,25 +50,54 @@ class ServerSettings(Options, frozen=True):
 
 
 class StorageSettings(Options, frozen=True):
+    #: Relative to the configuration file's folder.
     path: str = "var/payhook.db"
     checkpoint_interval_seconds: Seconds = 1.0
+    #: Raw payloads of processed webhooks older than this are removed (their rows, digests
+    #: and dedup keys stay, so a late redelivery is still a duplicate); 0 keeps them forever.
+    retention_days: Annotated[int, Meta(ge=0, le=36_500)] = 30
 
 
 class ProcessingSettings(Options, frozen=True):
     visibility_timeout_seconds: Seconds = 30.0
     max_receives: Annotated[int, Meta(ge=1, le=1000)] = 5
-    batch_size: Annotated[int, Meta(ge=1, le=1000)] = 25
-    poll_interval_seconds: Annotated[float, Meta(gt=0, le=60)] = 0.05
+    #: Messages a worker takes per batch: one read of their webhooks, one of their payments
+    #: and ONE write for all of them (the writer carries one background write per group).
+    batch_size: Annotated[int, Meta(ge=1, le=1000)] = 100
+    #: Workers and the audit go back to back while full batches wait; once caught up they
+    #: look again this often (the most a webhook then waits before it is picked up).
+    poll_interval_seconds: Annotated[float, Meta(gt=0, le=60)] = 0.01
     retry_base_seconds: Seconds = 1.0
-    # While webhooks are arriving, workers let the acknowledgment path go first, as long as
-    # the oldest queued message is younger than this; past it they process at full speed.
-    max_lag_seconds: Seconds = 2.0
 
 
 class OutboxSettings(Options, frozen=True):
     forward_url: str | None = None
     secret: str | None = None
     max_attempts: Annotated[int, Meta(ge=1, le=1000)] = 10
+
+
+class AdminSettings(Options, frozen=True):
+    """The admin listener: /metrics, /status, /healthz and the console, never the providers'."""
+
+    host: str = "127.0.0.1"
+    port: Port = 8081
+    #: Required whenever ``host`` is not a loopback address (a bearer token, or the console's
+    #: login); at least 32 characters.
+    token: Annotated[str, Meta(min_length=32)] | None = None
+    #: false serves no admin listener.
+    enabled: bool = True
+
+
+class AlertsSettings(Options, frozen=True):
+    #: Health says warn once the oldest queued webhook is older than this.
+    max_backlog_age_seconds: Seconds = 300.0
+
+
+class LoggingSettings(Options, frozen=True):
+    format: Literal["json", "text"] = "json"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    #: One line per answered delivery (provider, ids, status, duplicate, milliseconds).
+    deliveries: bool = True
 
 
 class AuditSettings(Options, frozen=True):
@@ -82,6 +112,9 @@ class Settings(Struct, kw_only=True, frozen=True):
     processing: ProcessingSettings = msgspec.field(default_factory=ProcessingSettings)
     outbox: OutboxSettings = msgspec.field(default_factory=OutboxSettings)
     audit: AuditSettings = msgspec.field(default_factory=AuditSettings)
+    admin: AdminSettings = msgspec.field(default_factory=AdminSettings)
+    alerts: AlertsSettings = msgspec.field(default_factory=AlertsSettings)
+    logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)
     providers: dict[str, ProviderConfig] = msgspec.field(default_factory=dict)
     source: str = "<defaults>"
 
@@ -92,6 +125,9 @@ SECTIONS: dict[str, type[Options]] = {
     "processing": ProcessingSettings,
     "outbox": OutboxSettings,
     "audit": AuditSettings,
+    "admin": AdminSettings,
+    "alerts": AlertsSettings,
+    "logging": LoggingSettings,
 }
 
 
@@ -108,7 +144,20 @@ def parse_settings(data: Mapping[str, Any], source: str = "<mapping>") -> Settin
     providers = {
         name: load_provider_config(name, section) for name, section in providers_raw.items()
     }
+    admin = sections["admin"]
+    if admin.enabled and not admin.token and not _loopback(admin.host):
+        raise ConfigError(
+            f"admin.token: got nothing, expected a token of 32 characters or more: admin.host"
+            f" {admin.host!r} is not a loopback address"
+        )
     return Settings(**sections, providers=providers, source=source)
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 _PROVIDER_ENV_OPTIONS = ("secrets", "tolerance_seconds")
@@ -158,4 +207,11 @@ def load_settings(
         raise ConfigError(f"config file is a directory: {config_path}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{config_path}: invalid TOML: {exc}") from exc
-    return parse_settings(_apply_env(data, environ), source=str(config_path))
+    settings = parse_settings(_apply_env(data, environ), source=str(config_path))
+    storage = Path(settings.storage.path)
+    if not storage.is_absolute():  # the file's database, from whatever directory
+        storage = config_path.resolve().parent / storage
+        settings = msgspec.structs.replace(
+            settings, storage=msgspec.structs.replace(settings.storage, path=str(storage))
+        )
+    return settings

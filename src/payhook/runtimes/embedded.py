@@ -1,4 +1,6 @@
-"""The embedded runtime: group-commit writer, processing workers and audit worker over SQLite."""
+"""The embedded runtime: the group-commit writer, processing workers, the audit worker and
+WAL checkpoints over SQLite. It wires threads; what each one does is in the service layer
+(``BatchWorker``, ``service.audit.run_drain``) and the SQLite backend."""
 
 from __future__ import annotations
 
@@ -7,28 +9,21 @@ import functools
 import logging
 import os
 import threading
-import time
 from pathlib import Path
 from typing import IO
 
-from payhook.backends.sqlite import (
-    GroupCommitWriter,
-    QueueMessage,
-    SqliteAuditLog,
-    SqliteQueue,
-    SqliteStore,
-    connect,
-    initialize,
-)
+from payhook.backends.sqlite import GroupCommitWriter, SqliteQueue, SqliteStore, connect, initialize
 from payhook.backends.sqlite.audit import embedded_chain_key
+from payhook.backends.sqlite.changes import SqliteChangeFeed
 from payhook.backends.sqlite.schema import checkpoint, exposed
 from payhook.config import Settings
 from payhook.core.clock import Clock, system_clock
-from payhook.errors import ConcurrencyError, StorageUnavailableError
+from payhook.errors import StorageUnavailableError
 from payhook.providers import Provider, build_providers
 from payhook.runtimes.forwarder import OutboxForwarder
+from payhook.service.audit import run_drain
 from payhook.service.ingest import Ingest
-from payhook.service.process import Outcome, Plan, Processor
+from payhook.service.process import BatchWorker
 
 log = logging.getLogger("payhook.embedded")
 
@@ -61,11 +56,18 @@ class EmbeddedRuntime:
             else None
         )
         self._stop = threading.Event()
-        self._wakeup = threading.Event()
         self._threads: list[threading.Thread] = []
         self._lock_file: IO[str] | None = None
-        self.processed = 0
-        self.failures = 0
+        self._workers: list[BatchWorker] = []
+
+    @property
+    def processed(self) -> int:
+        """Messages the processing workers finished (processed, or nothing left to do)."""
+        return sum(worker.processed for worker in self._workers)
+
+    @property
+    def failures(self) -> int:
+        return sum(worker.failures for worker in self._workers)
 
     # lifecycle -------------------------------------------------------------------------
 
@@ -82,7 +84,6 @@ class EmbeddedRuntime:
         if released:
             log.info("resuming messages left in flight", extra={"messages": released})
         self.writer.start()
-        self.writer.on_commit = self._wakeup.set
         self._stop.clear()
         for index in range(self.settings.server.workers):
             self._spawn(self._process_loop, f"payhook-worker-{index}")
@@ -98,7 +99,6 @@ class EmbeddedRuntime:
         runs; the writer stops last because the workers' final commits go through it.
         """
         self._stop.set()
-        self._wakeup.set()
         for thread in self._threads:
             thread.join()
         self._threads.clear()
@@ -139,30 +139,6 @@ class EmbeddedRuntime:
 
     # workers ---------------------------------------------------------------------------
 
-    def _idle(self) -> None:
-        self._wakeup.wait(self.settings.processing.poll_interval_seconds)
-        self._wakeup.clear()
-
-    def _yield_to_ingest(self, store: SqliteStore) -> None:
-        """Acknowledging a webhook is what a provider waits for (and times out on); processing
-        it, auditing it and checkpointing the WAL are not. While deliveries arrive faster than
-        the writer absorbs them, pause, unless the backlog's oldest message is already
-        ``max_lag_seconds`` old (then keep up at full speed); no single pause outlasts that
-        either. Under steady traffic with capacity to spare the writer is never saturated,
-        so nothing pauses."""
-        max_lag = self.settings.processing.max_lag_seconds
-        started = next_check = time.monotonic()
-        while not self._stop.is_set() and self.writer.saturated:
-            now = time.monotonic()
-            if now - started >= max_lag:
-                return
-            if now >= next_check:  # a query: not on every step
-                if store.oldest_queued_age(self.clock()) >= max_lag:
-                    return
-                next_check = now + 0.1
-            # Coarse steps: each wake-up takes the GIL from the thread answering deliveries.
-            self._stop.wait(0.02)
-
     def _process_loop(self) -> None:
         settings = self.settings.processing
         queue = SqliteQueue(
@@ -173,108 +149,38 @@ class EmbeddedRuntime:
             writer=self.writer,
         )
         store = SqliteStore(self.path, writer=self.writer)
-        processor = Processor(self.providers, store, self.clock)
-        while not self._stop.is_set():
-            self._yield_to_ingest(store)
-            try:
-                messages = queue.receive(settings.batch_size)
-            except Exception:
-                log.exception("receive failed; retrying")
-                self._stop.wait(1.0)
-                continue
-            if not messages:
-                self._idle()
-                continue
-            self._process_batch(messages, processor, queue, store)
-        store.close()
-
-    def _process_batch(
-        self,
-        messages: list[QueueMessage],
-        processor: Processor,
-        queue: SqliteQueue,
-        store: SqliteStore,
-    ) -> None:
-        """Plan every message, then commit the plans together (one shared transaction, each
-        plan in its own savepoint). A plan that lost a race is processed again on its own."""
-        planned: list[tuple[QueueMessage, Plan]] = []
-        for message in messages:
-            try:
-                planned.append((message, processor.plan(message.webhook_id)))
-            except Exception as exc:
-                self._failed(message, exc, queue, store)
-        with_commit = [(m, p) for m, p in planned if p.commit is not None]
-        outcomes = store.commit_many([p.commit for _, p in with_commit if p.commit is not None])
-        for (message, plan), outcome in zip(with_commit, outcomes, strict=True):
-            try:
-                if isinstance(outcome, ConcurrencyError):
-                    result = processor.process(message.webhook_id)
-                elif isinstance(outcome, Exception):
-                    raise outcome
-                else:
-                    result = processor.finish(plan, outcome)
-                if result.outcome is not Outcome.PROCESSED:
-                    queue.delete(message.message_id)
-                self.processed += 1
-            except Exception as exc:
-                self._failed(message, exc, queue, store)
-        for message, plan in planned:
-            if plan.commit is None:  # already processed, dead or missing: just acknowledge
-                queue.delete(message.message_id)
-                self.processed += 1
-
-    def _failed(
-        self, message: QueueMessage, exc: Exception, queue: SqliteQueue, store: SqliteStore
-    ) -> None:
-        self.failures += 1
-        log.warning(
-            "processing failed",
-            extra={
-                "webhook_id": message.webhook_id,
-                "receive_count": message.receive_count,
-                "error": type(exc).__name__,
-            },
+        worker = BatchWorker(
+            self.providers,
+            store,
+            queue,
+            self.clock,
+            batch_size=settings.batch_size,
+            visibility_timeout=settings.visibility_timeout_seconds,
+            retry_base_seconds=settings.retry_base_seconds,
         )
-        settings = self.settings.processing
-        delay = min(
-            settings.visibility_timeout_seconds,
-            settings.retry_base_seconds * 2 ** (message.receive_count - 1),
-        )
+        self._workers.append(worker)
         try:
-            store.record_failure(message.webhook_id, f"{type(exc).__name__}: {exc}")
-            queue.retry_later(message.message_id, delay)
-        except Exception:
-            log.exception("could not record the failure; the timeout will retry")
+            worker.run(self._stop, settings.poll_interval_seconds)
+        finally:
+            store.close()
+            queue.conn.close()
+
+    def _audit_loop(self) -> None:
+        feed = SqliteChangeFeed(self.path, writer=self.writer)
+        try:
+            poll = self.settings.processing.poll_interval_seconds
+            run_drain(feed, self.audit_key, self._stop, poll_seconds=poll, clock=self.clock)
+        finally:
+            feed.close()
 
     def _checkpoint_loop(self) -> None:
+        # A checkpoint copies committed WAL frames into the database file without blocking
+        # the writer (PASSIVE), so it never pauses, under any load.
         conn = connect(self.path)
-        store = SqliteStore(self.path, conn=conn)
         while not self._stop.wait(self.settings.storage.checkpoint_interval_seconds):
-            # A checkpoint writes and syncs the database file, which slows the writer's WAL
-            # syncs: like processing, it waits while deliveries saturate the writer (the WAL
-            # grows meanwhile, by a few MB a second).
-            self._yield_to_ingest(store)
             try:
                 checkpoint(conn)
             except Exception:
                 log.exception("checkpoint failed; retrying")
         checkpoint(conn)
         conn.close()
-
-    def _audit_loop(self) -> None:
-        audit = SqliteAuditLog(self.path, writer=self.writer)
-        store = SqliteStore(self.path, writer=self.writer)
-        while True:
-            try:
-                drained = audit.drain(self.audit_key, clock=self.clock)
-            except Exception:
-                log.exception("audit drain failed; retrying")
-                drained = 0
-                self._stop.wait(1.0)
-            if drained:
-                self._yield_to_ingest(store)
-                continue
-            if self._stop.is_set():
-                break
-            self._stop.wait(self.settings.processing.poll_interval_seconds * 2)
-        store.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -16,7 +18,53 @@ from payhook.core.audit import (
 )
 from payhook.core.chain_key import ChainKey
 from payhook.core.clock import Clock, iso_utc, system_clock
-from payhook.core.ports import AuditLog
+from payhook.core.ports import AuditLog, ChangeFeed
+
+log = logging.getLogger("payhook.audit")
+
+#: Changes chained per drain: one MAC and one write each, so the more per write the less
+#: the chain costs per change; a few thousand keep one write's transaction short.
+DRAIN_BATCH = 2000
+
+
+def drain(
+    feed: ChangeFeed, key: ChainKey, *, limit: int = DRAIN_BATCH, clock: Clock = system_clock
+) -> int:
+    """Chain up to ``limit`` of the feed's pending changes onto its audit log, MAC the new
+    head, and consume them, in one atomic write; returns how many (0: nothing pending).
+    ConcurrencyError when another writer moved the head meanwhile (nothing was written)."""
+    changes = feed.pending(limit)
+    if not changes:
+        return 0
+    head = feed.head()
+    feed.chain(changes, extend(head, changes, iso_utc(clock()), key), head)
+    return len(changes)
+
+
+def run_drain(
+    feed: ChangeFeed,
+    key: ChainKey,
+    stop: threading.Event,
+    *,
+    poll_seconds: float,
+    clock: Clock = system_clock,
+) -> None:
+    """The audit worker: full batches back to back; after a short one (caught up) it looks
+    again ``poll_seconds`` later, so that under load each write chains many changes rather
+    than the few that arrived since the last. Returns once ``stop`` is set and the feed is
+    drained."""
+    while True:
+        try:
+            drained = drain(feed, key, limit=DRAIN_BATCH, clock=clock)
+        except Exception:
+            log.exception("audit drain failed; retrying")
+            drained = 0
+            stop.wait(1.0)
+        if drained == DRAIN_BATCH:
+            continue
+        if stop.is_set() and not drained:
+            return
+        stop.wait(poll_seconds)
 
 
 def record_changes(

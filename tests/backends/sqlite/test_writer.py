@@ -1,10 +1,11 @@
-"""Group-commit ingest: webhook and queue rows together, duplicates once, failures loud."""
+"""Group-commit ingest: webhook and queue rows together, duplicates once, failures loud.
+
+The writer's priority rule (what each group carries) is in test_writer_rule.py."""
 
 from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 from dataclasses import replace
 
 import pytest
@@ -13,6 +14,7 @@ from payhook.backends.sqlite import GroupCommitWriter, SqliteStore, connect, ini
 from payhook.core.model import Stored
 from payhook.errors import PayloadError, StorageUnavailableError
 from tests.backends.sqlite.helpers import stored
+from tests.backends.sqlite.pausing import paused_after_first_group
 from tests.conftest import FakeClock, count_rows
 
 
@@ -80,7 +82,6 @@ def test_concurrent_requests_share_commits(
     assert count_rows(db_path, "queue") == 200
     assert writer.webhooks == 200
     assert writer.groups < 200  # several requests rode on one commit
-    assert writer.ingest_waiting == 0  # every request was answered
 
 
 def test_a_failed_commit_is_reported_and_leaves_nothing_half_written(
@@ -118,13 +119,13 @@ def test_one_event_the_database_refuses_fails_alone_and_its_group_is_stored(
     good = [stored(clock) for _ in range(20)]
     bad = replace(stored(clock), event_id="evt_bad")
     huge_time = replace(stored(clock), occurred_at=10**400)  # type: ignore[arg-type]
-    # Held at the lock, so that every delivery joins one group.
-    conn.execute("BEGIN IMMEDIATE")
-    futures = [writer.submit([w]) for w in (*good[:10], bad, huge_time, *good[10:])]
-    while writer.ingest_waiting:
-        time.sleep(0.001)
-    conn.rollback()
+    with paused_after_first_group(writer) as carried:  # so that every delivery joins one group
+        futures = [writer.submit([w]) for w in (*good[:10], bad, huge_time, *good[10:])]
     results = [f.exception() or f.result() for f in futures]
+    # The shared group failed: each delivery went again alone; only the two failed.
+    assert [(g.deliveries, g.committed) for g in carried[1:]] == (
+        [(1, True)] * 10 + [(1, False)] * 2 + [(1, True)] * 10
+    )
     assert results[:10] + results[12:] == [[Stored.NEW]] * 20
     assert all(isinstance(r, PayloadError) for r in results[10:12])
     assert count_rows(db_path, "webhooks") == 20
@@ -148,11 +149,12 @@ def test_stop_commits_what_was_queued(db_path: str, clock: FakeClock) -> None:
     assert count_rows(db_path, "webhooks") == 50
 
 
-def test_the_ingest_connection_is_fully_synchronous(writer: GroupCommitWriter) -> None:
-    assert writer._conn is not None
-    assert writer._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
-    assert writer._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert isinstance(writer._conn, sqlite3.Connection)
+def test_every_write_commits_fully_synchronously(writer: GroupCommitWriter) -> None:
+    def pragmas(conn: sqlite3.Connection) -> tuple[int, str]:
+        synchronous = conn.execute("PRAGMA synchronous").fetchone()[0]
+        return synchronous, conn.execute("PRAGMA journal_mode").fetchone()[0]
+
+    assert writer.call(pragmas) == (2, "wal")  # FULL
 
 
 def _insert_marker(name: str):  # type: ignore[no-untyped-def]
@@ -231,78 +233,3 @@ def test_a_call_mixing_stored_and_new_webhooks_flags_each_correctly(
     ]
     assert count_rows(db_path, "webhooks") == 7
     assert count_rows(db_path, "queue") == 7
-
-
-def test_deliveries_one_at_a_time_never_saturate_the_writer(
-    writer: GroupCommitWriter, clock: FakeClock
-) -> None:
-    for _ in range(20):
-        writer.store([stored(clock)])
-        assert not writer.saturated
-
-
-def _commit_while_waiting(writer: GroupCommitWriter, clock: FakeClock, waiting: int) -> bool:
-    """Commit one delivery while ``waiting`` more queue up behind it; all are answered."""
-    # Hold the writer inside a delivery's commit, so the next deliveries wait behind it.
-    conn = connect(writer.path)
-    conn.execute("BEGIN IMMEDIATE")  # the writer's INSERT waits for this lock
-    first = writer.submit([stored(clock)])
-    while writer.ingest_waiting:  # until the writer has taken the first delivery
-        time.sleep(0.001)
-    rest = [writer.submit([stored(clock)]) for _ in range(waiting)]
-    conn.rollback()
-    conn.close()
-    assert first.result() == [Stored.NEW]
-    saturated_when_first_committed = writer.saturated
-    assert [f.result() for f in rest] == [[Stored.NEW]] * waiting
-    return saturated_when_first_committed
-
-
-def test_a_few_deliveries_at_the_writer_do_not_saturate_it(
-    writer: GroupCommitWriter, clock: FakeClock
-) -> None:
-    # One committing, backlog - 2 behind it: one short of the backlog.
-    assert not _commit_while_waiting(writer, clock, writer.saturation_backlog - 2)
-
-
-def test_a_backlog_of_deliveries_saturates_the_writer_for_a_while(
-    writer: GroupCommitWriter, clock: FakeClock
-) -> None:
-    writer.saturation_hold_seconds = 0.2  # type: ignore[misc]
-    assert _commit_while_waiting(writer, clock, writer.saturation_backlog - 1)
-    time.sleep(0.3)
-    assert not writer.saturated  # the burst is over: background work may resume
-
-
-def test_a_full_group_saturates_the_writer_even_with_nothing_behind_it(
-    writer: GroupCommitWriter, clock: FakeClock
-) -> None:
-    # Every connection's delivery queued behind a commit, then all taken in one group.
-    marks: list[tuple[int, float]] = []  # (group size, when saturation was last marked)
-    commit = writer._commit
-
-    def recording(group: list) -> None:
-        commit(group)
-        marks.append((len(group), writer._saturated_at))
-
-    writer._commit = recording  # type: ignore[method-assign]
-    _commit_while_waiting(writer, clock, writer.saturation_backlog)
-    (_, after_first), (size, after_group) = marks
-    assert size == writer.saturation_backlog
-    assert writer.ingest_waiting == 0
-    assert after_group > after_first  # the full group marked it again, with none behind
-
-
-def test_deliveries_piled_up_behind_background_work_do_not_saturate_it(
-    writer: GroupCommitWriter, clock: FakeClock
-) -> None:
-    # A long processing commit holds the writer while deliveries arrive at a modest rate;
-    # pausing processing for them would only make its next commit longer.
-    release = threading.Event()
-    background = writer.submit_call(lambda conn: release.wait(5))
-    time.sleep(0.05)  # the writer is inside the call
-    group = [writer.submit([stored(clock)]) for _ in range(writer.saturation_backlog * 2)]
-    release.set()
-    assert background.result() is True
-    assert all(f.result() == [Stored.NEW] for f in group)
-    assert not writer.saturated

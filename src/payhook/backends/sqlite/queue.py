@@ -1,16 +1,21 @@
-"""The embedded processing queue: SQS semantics on a SQLite table.
+"""The embedded processing queue: SQS semantics on a SQLite table (``ProcessingQueue``).
 
 A received message is invisible for the visibility timeout; it is deleted when processed.
 A message received ``max_receives`` times without being deleted moves to dead letters (and
-its webhook to status ``dead``) on the next receive, as SQS redrive does.
+its webhook to status ``dead``) on the next receive, as SQS redrive does. ``complete`` is a
+worker's one write per batch: the batch's commits, its acknowledgments and failures, and the
+next receive.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from payhook.backends.sqlite.commits import apply_batch, commit_rows
 from payhook.backends.sqlite.schema import (
     ENQUEUE,
     Transaction,
@@ -19,13 +24,9 @@ from payhook.backends.sqlite.schema import (
     run_write,
 )
 from payhook.core.clock import Clock, system_clock
+from payhook.core.ports import Completion, Failure, ProcessingCommit, QueueMessage
 
-
-@dataclass(frozen=True, slots=True)
-class QueueMessage:
-    message_id: int
-    webhook_id: str
-    receive_count: int
+__all__ = ["DeadLetter", "QueueMessage", "SqliteQueue"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,39 +65,87 @@ class SqliteQueue:
 
     def _receive(self, conn: sqlite3.Connection, max_messages: int) -> list[QueueMessage]:
         now = self.clock()
-        rows = conn.execute(
-            "SELECT q.message_id, q.webhook_id, q.receive_count, w.error FROM queue q "
-            "LEFT JOIN webhooks w ON w.webhook_id = q.webhook_id "
-            "WHERE q.visible_at <= ? ORDER BY q.visible_at, q.message_id LIMIT ?",
+        # The batch as ONE row (a JSON array): on the writer thread each row fetched is a
+        # GIL hand-off that, under load, waits behind the other threads.
+        [batch] = conn.execute(
+            "SELECT json_group_array(json_array(message_id, webhook_id, receive_count))"
+            " FROM (SELECT message_id, webhook_id, receive_count FROM queue"
+            " WHERE visible_at <= ? ORDER BY visible_at, message_id LIMIT ?)",
             (now, max_messages),
-        ).fetchall()
+        ).fetchone()
         messages = []
-        for row in rows:
-            if row["receive_count"] >= self.max_receives:
-                self._dead_letter(conn, row, now)
-                continue
+        for message_id, webhook_id, receive_count in json.loads(batch):
+            if receive_count >= self.max_receives:
+                self._dead_letter(conn, message_id, webhook_id, receive_count, now)
+            else:
+                messages.append(QueueMessage(message_id, webhook_id, receive_count + 1))
+        if messages:
+            ids = [m.message_id for m in messages]
             conn.execute(
-                "UPDATE queue SET visible_at = ?, receive_count = receive_count + 1 "
-                "WHERE message_id = ?",
-                (now + self.visibility_timeout, row["message_id"]),
-            )
-            messages.append(
-                QueueMessage(row["message_id"], row["webhook_id"], row["receive_count"] + 1)
+                "UPDATE queue SET visible_at = ?, receive_count = receive_count + 1"  # noqa: S608
+                f" WHERE message_id IN ({','.join('?' * len(ids))})",
+                (now + self.visibility_timeout, *ids),
             )
         return messages
 
-    def _dead_letter(self, conn: sqlite3.Connection, row: sqlite3.Row, now: float) -> None:
-        conn.execute("DELETE FROM queue WHERE message_id = ?", (row["message_id"],))
+    def _dead_letter(
+        self,
+        conn: sqlite3.Connection,
+        message_id: int,
+        webhook_id: str,
+        receive_count: int,
+        now: float,
+    ) -> None:
+        error = conn.execute("SELECT error FROM webhooks WHERE webhook_id = ?", (webhook_id,))
+        reason = (error.fetchone() or [None])[0] or "max receives exceeded"
+        conn.execute("DELETE FROM queue WHERE message_id = ?", (message_id,))
         conn.execute(
             "INSERT INTO dead_letters (webhook_id, reason, receive_count, failed_at) "
             "VALUES (?, ?, ?, ?) ON CONFLICT (webhook_id) DO UPDATE SET reason = excluded.reason,"
             " receive_count = excluded.receive_count, failed_at = excluded.failed_at",
-            (row["webhook_id"], row["error"] or "max receives exceeded", row["receive_count"], now),
+            (webhook_id, reason, receive_count, now),
         )
         conn.execute(
             "UPDATE webhooks SET status = 'dead' WHERE webhook_id = ? AND status = 'received'",
-            (row["webhook_id"],),
+            (webhook_id,),
         )
+
+    def complete(
+        self,
+        commits: Sequence[tuple[QueueMessage, ProcessingCommit]],
+        done: Sequence[QueueMessage],
+        failures: Sequence[Failure],
+        receive: int,
+    ) -> Completion:
+        """See ``ProcessingQueue.complete``: one background write for a worker's batch."""
+        rows = [commit_rows(commit) for _, commit in commits]  # JSON off the writer thread
+        now = self.clock()
+        noted = [(f.error[:500], f.message.webhook_id) for f in failures]
+        retries = [(now + f.retry_in, f.message.message_id) for f in failures]
+
+        def write(conn: sqlite3.Connection) -> Completion:
+            outcomes = apply_batch(conn, rows)
+            # A webhook no longer ``received`` was processed (or dead-lettered) before: its
+            # message is acknowledged with the batch's own.
+            gone = [
+                m for (m, _), outcome in zip(commits, outcomes, strict=True) if outcome is False
+            ]
+            ids = [m.message_id for m in (*done, *gone)]
+            if ids:
+                conn.execute(
+                    f"DELETE FROM queue WHERE message_id IN ({','.join('?' * len(ids))})",  # noqa: S608
+                    ids,
+                )
+            if failures:
+                conn.executemany(
+                    "UPDATE webhooks SET attempts = attempts + 1, error = ? WHERE webhook_id = ?",
+                    noted,
+                )
+                conn.executemany("UPDATE queue SET visible_at = ? WHERE message_id = ?", retries)
+            received = self._receive(conn, receive) if receive else []
+            return Completion(outcomes, received)
+
+        return run_write(self.conn, self.writer, write)
 
     def delete(self, message_id: int) -> None:
         run_write(

@@ -71,7 +71,16 @@ def checkpoint(conn: sqlite3.Connection) -> None:
         return
     page_size = conn.execute("PRAGMA page_size").fetchone()[0]
     if frames * page_size > JOURNAL_SIZE_LIMIT_BYTES:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        # TRUNCATE holds the write lock while it waits for readers; with a busy timeout it
+        # would sleep there (up to 100 ms at a time) while every delivery waits behind it.
+        # Without one it truncates only if the readers are already done, else the next
+        # checkpoint tries again.
+        timeout = conn.execute("PRAGMA busy_timeout").fetchone()[0]
+        conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {int(timeout)}")
 
 
 def create_private(path: Path) -> None:
@@ -166,6 +175,24 @@ class WriteExecutor(Protocol):
     def call(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
 
     def submit_call(self, fn: Callable[[sqlite3.Connection], T]) -> Future[T]: ...
+
+
+class Component:
+    """A SQLite component: reads on its own connection (or the one given), writes through
+    ``writer`` when given (see ``run_write``)."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        conn: sqlite3.Connection | None = None,
+        writer: WriteExecutor | None = None,
+    ) -> None:
+        self.path = path
+        self.conn = conn or connect(path)
+        self.writer = writer
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 def run_write(

@@ -1,13 +1,20 @@
-"""Group commit for ingest: concurrent requests share one durable transaction.
+"""The single writer: every write of the process goes through one thread and one connection.
 
-Each request hands its webhooks to one writer thread and waits. The writer takes everything
-queued at that moment, inserts webhook rows and their queue rows in ONE transaction with
-``synchronous=FULL``, and then wakes every waiter. Durability costs one fsync per group, not
-one per request, and a request is acknowledged only after its group is on disk.
+Its one priority rule: **every group commit carries every delivery waiting at the writer and
+at most one background write, the oldest.**
 
-Rows go in with multi-row statements: a handful of SQLite calls per group rather than several
-per webhook, because each call releases and re-takes the GIL, and under load re-taking it
-waits for the event-loop thread.
+A delivery (``store``/``store_async``: webhooks an HTTP request waits on) and a background
+write (``call``/``submit_call``: a processing batch, a queue receive, an audit append, an
+outbox update) are queued when submitted. The writer thread takes all that is waiting,
+commits the deliveries' webhooks with their queue rows (a trigger) and the one background
+write in ONE transaction with ``synchronous=FULL``, then answers every waiter; the background
+writes left over go, oldest first, one per group, into the next groups. Durability costs one
+fsync per group, not one per request, a request is acknowledged only after its group is on
+disk, and a delivery never waits behind more than one background write, however many there
+are; background writes are never starved either, since every group takes one. So background
+work makes each of its writes a batch (a processing batch with the next receive, hundreds of
+audit entries), which keeps its share of the writer small under any load without pausing it.
+
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import logging
 import queue
 import sqlite3
 import threading
-import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -26,18 +33,13 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from payhook.backends.sqlite.schema import Transaction, connect
+from payhook.backends.sqlite.webhooks import ROWS_PER_STATEMENT, insert_webhooks
 from payhook.core.model import Stored, StoredWebhook
 from payhook.errors import PayhookError, PayloadError, StorageUnavailableError
 
 log = logging.getLogger("payhook.sqlite.writer")
 
-_WEBHOOK_COLUMNS = (
-    "webhook_id, provider, provider_type, event_id, event_type, status, verified, payload,"
-    " received_at, occurred_at, id_signed, conflict"
-)
-_ROW = "(" + ",".join("?" * 12) + ")"
 T = TypeVar("T")
-_ROWS_PER_STATEMENT = 500  # 12 columns: far below SQLite's 32766 bound parameters
 
 
 @dataclass(slots=True)
@@ -53,85 +55,14 @@ class _Request:
     loop: asyncio.AbstractEventLoop | None = None
 
 
-def insert_webhooks(
-    conn: sqlite3.Connection, groups: Sequence[Sequence[StoredWebhook]]
-) -> list[list[Stored]]:
-    """Insert webhooks (a trigger queues each one); returns what storing did, per group.
+@dataclass(frozen=True, slots=True)
+class Group:
+    """What one group commit carried (``GroupCommitWriter.on_group`` hears of each)."""
 
-    A webhook already stored, or seen earlier in the same call, is a duplicate and gets no
-    second queue row. A new webhook whose unsigned event id another delivery already carries
-    is stored flagged as a conflict. Outside a transaction, a call of at most
-    ``_ROWS_PER_STATEMENT`` webhooks is ONE statement, so it commits atomically on its own.
-    """
-    fresh: dict[str, StoredWebhook] = {}
-    for group in groups:
-        for w in group:
-            fresh.setdefault(w.webhook_id, w)
-    new = list(fresh.values())
-    conflicts = _conflicts(conn, [w for w in new if not w.id_signed])
-    stored_now: set[str] = set()
-    for start in range(0, len(new), _ROWS_PER_STATEMENT):
-        batch = new[start : start + _ROWS_PER_STATEMENT]
-        stored_now |= _insert_or_ignore(conn, batch, conflicts)
-    results: list[list[Stored]] = []
-    for group in groups:
-        group_results = []
-        for w in group:
-            if w.webhook_id not in stored_now:
-                group_results.append(Stored.DUPLICATE)
-            else:
-                group_results.append(Stored.CONFLICT if w.webhook_id in conflicts else Stored.NEW)
-                stored_now.discard(w.webhook_id)  # a second mention in this call: a duplicate
-        results.append(group_results)
-    return results
-
-
-def _conflicts(conn: sqlite3.Connection, unsigned: list[StoredWebhook]) -> set[str]:
-    """The webhooks (not stored yet) whose unsigned event id another delivery carries."""
-    found: set[str] = set()
-    seen: dict[tuple[str, str], str] = {}
-    for w in unsigned:
-        key = (w.provider, w.event_id)
-        other = seen.setdefault(key, w.webhook_id)
-        if (
-            other != w.webhook_id
-            or conn.execute(
-                "SELECT 1 FROM webhooks WHERE provider = ? AND event_id = ? AND id_signed = 0"
-                " AND webhook_id != ? LIMIT 1",
-                (w.provider, w.event_id, w.webhook_id),
-            ).fetchone()
-        ):
-            found.add(w.webhook_id)
-    return found
-
-
-def _insert_or_ignore(
-    conn: sqlite3.Connection, batch: list[StoredWebhook], conflicts: set[str]
-) -> set[str]:
-    """Insert what is not stored yet; returns the ids this statement inserted."""
-    params: list[object] = []
-    for w in batch:
-        params += (
-            w.webhook_id,
-            w.provider,
-            w.provider_type,
-            w.event_id,
-            w.event_type,
-            "received",
-            int(w.verified),
-            w.payload,
-            w.received_at,
-            w.occurred_at,
-            int(w.id_signed),
-            int(w.webhook_id in conflicts),
-        )
-    rows = conn.execute(
-        f"INSERT OR IGNORE INTO webhooks ({_WEBHOOK_COLUMNS}) VALUES "  # noqa: S608
-        + ",".join([_ROW] * len(batch))
-        + " RETURNING webhook_id",
-        params,
-    ).fetchall()
-    return {row[0] for row in rows}
+    deliveries: int  # requests to store webhooks
+    webhooks: int  # the webhooks they carried
+    background: int  # background writes: 0 or 1
+    committed: bool  # False: the commit failed and every member was answered with an error
 
 
 def _is_storage_failure(exc: Exception) -> bool:
@@ -141,37 +72,29 @@ def _is_storage_failure(exc: Exception) -> bool:
 
 
 class GroupCommitWriter:
-    """The embedded ``WebhookStore``: thread-safe, usable from threads and from asyncio."""
+    """The embedded ``WebhookStore`` and ``WriteExecutor``: thread-safe, usable from threads
+    and from asyncio. ``start`` then ``stop``."""
 
     #: How long a group waits for SQLite's lock before it fails with 503 (providers retry).
     #: Short, because every write queues behind the waiting group and providers give up on a
     #: delivery after 5-10 s: a 503 must arrive before that.
     busy_timeout_seconds: ClassVar[float] = 2.0
-    #: The writer counts as saturated when a group of deliveries commits and its deliveries
-    #: plus those already waiting behind it number at least this many, and stays so for
-    #: ``saturation_hold_seconds``: long enough to span the gaps between a burst's groups,
-    #: short enough that background work resumes as soon as the burst is absorbed. At a
-    #: steady 3,000 deliveries/s a group holds one or two and as many arrive meanwhile; in
-    #: a burst over 32 connections, 10 to 30 are at the writer. Only ingest-only groups that
-    #: follow an ingest-only group count (see ``_commit``), and the group itself counts: in
-    #: a burst every connection's delivery may be in one group with none behind it.
-    saturation_backlog: ClassVar[int] = 8
-    saturation_hold_seconds: ClassVar[float] = 0.05
 
     def __init__(self, path: str | Path, max_group: int = 1000) -> None:
         self.path = path
+        #: The most items (deliveries and background writes) taken off the queue per group:
+        #: bounds one transaction when thousands of connections deliver at once.
         self.max_group = max_group
         self._requests: queue.SimpleQueue[_Request | _Call | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
         self.groups = 0
         self.webhooks = 0
-        self._waiting_lock = threading.Lock()
-        self._ingest_waiting = 0
-        self._saturated_at = -1e9
-        self._after_background = False  # the last group ran background work (calls)
-        #: Called after each commit that enqueued webhooks (the runtime wakes its workers).
-        self.on_commit: Callable[[], None] | None = None
+        #: Called on the writer thread after each group commits (or fails), just before its
+        #: waiters are answered: the runtime wakes its workers when webhooks were stored, and
+        #: tests see what each group carried. A group that failed because of one member is
+        #: not reported; each member then goes in a group of its own, and those are.
+        self.on_group: Callable[[Group], None] | None = None
 
     def start(self) -> None:
         self._conn = connect(self.path, durable=True, timeout=self.busy_timeout_seconds)
@@ -198,21 +121,29 @@ class GroupCommitWriter:
         if not self.running:
             future.set_exception(StorageUnavailableError("the writer is not running"))
         else:
-            self._count_waiting(1)
             self._requests.put(_Request(webhooks, future))
         return future
 
     def store(self, webhooks: Sequence[StoredWebhook]) -> list[Stored]:
         return self.submit(webhooks).result()
 
+    async def store_async(self, webhooks: Sequence[StoredWebhook]) -> list[Stored]:
+        if not self.running:
+            raise StorageUnavailableError("the writer is not running")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[Stored]] = loop.create_future()
+        self._requests.put(_Request(webhooks, future, loop))
+        return await future
+
     def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn`` inside the next group transaction, in a savepoint of its own, and return
-        its result once the group is committed. An exception from ``fn`` undoes only its own
-        writes and is raised here; a failed commit raises StorageUnavailableError."""
+        """Run ``fn`` as a background write: inside a group transaction, in a savepoint of
+        its own, and return its result once the group is committed. An exception from ``fn``
+        undoes only its own writes and is raised here; a failed commit raises
+        StorageUnavailableError."""
         return self.submit_call(fn).result()
 
     def submit_call(self, fn: Callable[[sqlite3.Connection], T]) -> Future[T]:
-        """``call`` without waiting: calls submitted together share a commit."""
+        """``call`` without waiting."""
         future: Future[T] = Future()
         if not self.running:
             future.set_exception(StorageUnavailableError("the writer is not running"))
@@ -220,106 +151,63 @@ class GroupCommitWriter:
             self._requests.put(_Call(fn, future))
         return future
 
-    async def store_async(self, webhooks: Sequence[StoredWebhook]) -> list[Stored]:
-        if not self.running:
-            raise StorageUnavailableError("the writer is not running")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[list[Stored]] = loop.create_future()
-        self._count_waiting(1)
-        self._requests.put(_Request(webhooks, future, loop))
-        return await future
-
-    @property
-    def ingest_waiting(self) -> int:
-        """Ingest requests submitted and not yet taken into a group."""
-        return self._ingest_waiting
-
-    @property
-    def saturated(self) -> bool:
-        """Deliveries are arriving faster than single groups absorb them: a group of
-        deliveries committed within the last ``saturation_hold_seconds`` with, counting those
-        already waiting behind it, ``saturation_backlog`` or more at the writer. Background
-        work (processing, audit, checkpoints) defers to acknowledgments while this holds."""
-        return time.monotonic() - self._saturated_at < self.saturation_hold_seconds
-
-    def _count_waiting(self, delta: int) -> None:
-        with self._waiting_lock:
-            self._ingest_waiting += delta
-
     def _run(self) -> None:
+        background: deque[_Call] = deque()  # taken off the queue, not written yet
         stopping = False
-        while not stopping:
-            first = self._requests.get()
-            if first is None:
-                break
-            group: list[_Request | _Call] = [first]
-            while len(group) < self.max_group:
+        while True:
+            deliveries: list[_Request] = []
+            wait = not background and not stopping
+            for taken in range(self.max_group):  # everything waiting, up to max_group
                 try:
-                    item = self._requests.get_nowait()
+                    item = self._requests.get(block=wait and taken == 0)
                 except queue.Empty:
                     break
                 if item is None:
                     stopping = True
-                    break
-                group.append(item)
-            self._commit(group)
+                elif isinstance(item, _Call):
+                    background.append(item)
+                else:
+                    deliveries.append(item)
+            call = background.popleft() if background else None
+            if deliveries or call is not None:
+                self._commit(deliveries, call)
+            elif stopping:
+                return
 
-    def _commit(self, group: list[_Request | _Call]) -> None:
-        requests = [item for item in group if isinstance(item, _Request)]
-        calls = [item for item in group if isinstance(item, _Call)]
-        if requests:
-            self._count_waiting(-len(requests))
+    def _commit(self, deliveries: list[_Request], call: _Call | None) -> None:
+        calls = [call] if call is not None else []
         outcome: list[list[Stored]] | BaseException
         try:
-            outcome, results = self._write(requests, calls)
+            outcome, results = self._write(deliveries, calls)
         except Exception as exc:  # every waiter must hear back, whatever went wrong
-            if len(group) > 1 and not _is_storage_failure(exc):
+            if len(deliveries) + len(calls) > 1 and not _is_storage_failure(exc):
                 # Something one member brought: each goes alone, so only that one fails.
                 log.warning(
                     "group commit failed; committing its members one by one",
-                    extra={"requests": len(group), "error": type(exc).__name__},
+                    extra={"requests": len(deliveries) + len(calls), "error": type(exc).__name__},
                 )
-                for item in group:
-                    self._commit_alone(item)
+                for delivery in deliveries:
+                    self._commit([delivery], None)
+                if call is not None:
+                    self._commit([], call)
                 return
-            outcome, results = self._failed(exc, requests, calls)
-        # Deliveries that piled up behind background work say nothing about their own rate
-        # (and counting them would let a long processing commit pause processing, which
-        # lengthens the next one): only a backlog built while the writer did ingest counts.
-        if (
-            requests
-            and not calls
-            and not self._after_background
-            and len(requests) + self._ingest_waiting >= self.saturation_backlog
-        ):
-            self._saturated_at = time.monotonic()  # deliveries pile up faster than groups go
-        self._after_background = bool(calls)
-        self._settle(requests, calls, outcome, results)
-
-    def _commit_alone(self, item: _Request | _Call) -> None:
-        requests = [item] if isinstance(item, _Request) else []
-        calls = [item] if isinstance(item, _Call) else []
-        outcome: list[list[Stored]] | BaseException
-        try:
-            outcome, results = self._write(requests, calls)
-        except Exception as exc:
-            outcome, results = self._failed(exc, requests, calls)
-        self._settle(requests, calls, outcome, results)
+            outcome, results = self._failed(exc, deliveries, calls)
+        self._settle(deliveries, calls, outcome, results)
 
     def _write(
         self, requests: list[_Request], calls: list[_Call]
     ) -> tuple[list[list[Stored]], list[tuple[bool, Any]]]:
-        """One group in one transaction: the webhooks, then each call in its savepoint."""
+        """One group in one transaction: the webhooks, then the call in its savepoint."""
         assert self._conn is not None
         batches = [r.webhooks for r in requests]
         results: list[tuple[bool, Any]] = []
-        if not calls and sum(len(b) for b in batches) <= _ROWS_PER_STATEMENT:
+        if not calls and sum(len(b) for b in batches) <= ROWS_PER_STATEMENT:
             # Ingest alone is one INSERT: it commits (durably) by itself, and each SQLite
             # call the writer saves is a GIL hand-off it does not wait for under load.
             outcome = insert_webhooks(self._conn, batches)
         else:
             with Transaction(self._conn) as conn:
-                outcome = insert_webhooks(conn, batches)
+                outcome = insert_webhooks(conn, batches) if batches else []
                 results = [_in_savepoint(conn, call.fn) for call in calls]
         self.groups += 1
         self.webhooks += sum(len(b) for b in batches)
@@ -329,7 +217,7 @@ class GroupCommitWriter:
         self, exc: Exception, requests: list[_Request], calls: list[_Call]
     ) -> tuple[BaseException, list[tuple[bool, Any]]]:
         error: PayhookError
-        if _is_storage_failure(exc) or len(requests) + len(calls) > 1:
+        if _is_storage_failure(exc) or len(requests) + len(calls) > 1 or calls:
             log.error(
                 "group commit failed",
                 extra={"requests": len(requests) + len(calls), "error": str(exc)},
@@ -347,14 +235,16 @@ class GroupCommitWriter:
         outcome: list[list[Stored]] | BaseException,
         results: list[tuple[bool, Any]],
     ) -> None:
+        if self.on_group is not None:  # before the waiters wake: they may ask what it did
+            committed = not isinstance(outcome, BaseException)
+            webhooks = sum(len(r.webhooks) for r in requests)
+            self.on_group(Group(len(requests), webhooks, len(calls), committed))
         for call, (ok, value) in zip(calls, results, strict=True):
             if ok:
                 call.future.set_result(value)
             else:
                 call.future.set_exception(value)
         _resolve(requests, outcome)
-        if self.on_commit is not None and requests and not isinstance(outcome, BaseException):
-            self.on_commit()
 
 
 def _in_savepoint(
