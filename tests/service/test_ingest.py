@@ -255,6 +255,6 @@ def test_a_conflicting_delivery_is_visible_in_the_cli(
     config = tmp_path / "cli.toml"
     config.write_text(f'[storage]\npath = "{writer.path}"\n')
     assert main(["webhooks", "list", "--config", str(config)]) == 0
-    lines = [line.split() for line in capsys.readouterr().out.splitlines()[1:]]
+    lines = [line.split() for line in capsys.readouterr().out.splitlines()[1:-1]]
     flags = {(line[2], line[-1]) for line in lines}
     assert flags == {("orders/paid", "-"), ("refunds/create", "conflict")}

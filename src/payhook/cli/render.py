@@ -1,22 +1,22 @@
-"""Plain-text tables and JSON for the read commands."""
+"""Plain-text tables, fields and JSON for the commands (shapes from ``payhook.views``)."""
 
 from __future__ import annotations
 
 import json
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import Any
+
+from payhook.views import iso
 
 
 def when(timestamp: float | None) -> str:
-    if timestamp is None:
-        return "-"
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    """ISO 8601 in UTC, or ``-``."""
+    return iso(timestamp) or "-"
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], out: TextIO | None = None) -> None:
-    out = out or sys.stdout  # looked up per call: a default would keep the one at import
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    out = sys.stdout  # looked up per call: a default argument would keep the one at import
     cells = [[str("-" if c is None else c) for c in row] for row in rows]
     widths = [
         max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)
@@ -30,13 +30,18 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], out: TextIO | N
         out.write("(none)\n")
 
 
-def fields(pairs: Sequence[tuple[str, Any]], out: TextIO | None = None) -> None:
-    out = out or sys.stdout
+def fields(pairs: Sequence[tuple[str, Any]]) -> None:
     width = max(len(k) for k, _ in pairs)
     for key, value in pairs:
-        out.write(f"{key.ljust(width)}  {'-' if value is None else value}\n")
+        if isinstance(value, list):
+            value = ", ".join(str(v) for v in value) or "-"
+        sys.stdout.write(f"{key.ljust(width)}  {'-' if value is None else value}\n")
 
 
-def emit_json(data: Any, out: TextIO | None = None) -> None:
-    out = out or sys.stdout
-    out.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+def error(message: str) -> None:
+    """One line on stderr, as every failure is reported."""
+    sys.stderr.write(f"payhook: {message}\n")

@@ -98,6 +98,12 @@ class StoredWebhook:
     id_signed: bool = True
     #: Another stored delivery carries the same unsigned event id with other bytes.
     conflict: bool = False
+    #: When retention removed the payload (the row, its digest and its dedup key stay).
+    purged_at: float | None = None
+
+    @property
+    def purged(self) -> bool:
+        return self.purged_at is not None
 
     @property
     def event_time(self) -> float:
