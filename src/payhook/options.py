@@ -20,7 +20,9 @@ from payhook.errors import ConfigError
 T = TypeVar("T")
 
 #: Keys whose values may be secrets: an error names their type, never their value.
-SECRET_KEYS = frozenset({"secret", "secrets", "key", "authorization", "api_key", "token"})
+SECRET_KEYS = frozenset(
+    {"secret", "secrets", "key", "authorization", "api_key", "token", "client_secret"}
+)
 NOT_BLANK = r"\S"  # the pattern of a string setting that must not be blank
 
 _AT = re.compile(r"^(?P<what>.*?)(?: - at `\$(?P<path>[^`]*)`)?$")

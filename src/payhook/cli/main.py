@@ -17,12 +17,12 @@ import sys
 from collections.abc import Sequence
 
 import payhook
-from payhook.cli import audit, operate, payments, recovery, render, send, webhooks
+from payhook.cli import audit, backfill, operate, payments, recovery, render, send, webhooks
 from payhook.cli.options import common, json_flag
 from payhook.config import load_settings
 from payhook.errors import NotFoundError, PayhookError
 
-COMMANDS = (operate, send, webhooks, payments, recovery, audit)
+COMMANDS = (operate, send, webhooks, payments, recovery, audit, backfill)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -100,6 +100,9 @@ class StoredWebhook:
     conflict: bool = False
     #: When retention removed the payload (the row, its digest and its dedup key stay).
     purged_at: float | None = None
+    #: Where the event came from: "webhook" (a verified delivery) or "api" (fetched from the
+    #: provider's events API by a backfill or reconciliation run).
+    source: str = "webhook"
 
     @property
     def purged(self) -> bool:

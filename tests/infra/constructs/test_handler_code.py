@@ -19,7 +19,9 @@ NEVER_SHIPPED = (
     "payhook/runtimes/embedded.py",
     "payhook/__main__.py",
 )
-FORBIDDEN_IMPORTS = {"aws_cdk", "constructs", "cdk_nag", "starlette", "uvicorn", "httpx", "sqlite3"}
+# httpx is allowed: the reconcile function reads the providers' events APIs with it (it is in
+# the dependencies layer, infra/layer/requirements.txt).
+FORBIDDEN_IMPORTS = {"aws_cdk", "constructs", "cdk_nag", "starlette", "uvicorn", "sqlite3"}
 
 
 def module_file(asset: Path, module: str) -> Path | None:

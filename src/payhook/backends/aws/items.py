@@ -82,6 +82,8 @@ def webhook_item(webhook: StoredWebhook, expires_at: int) -> Item:
         item["unsignedEventKey"] = s(unsigned_event_key(webhook.provider, webhook.event_id))
     if encoding is not None:
         item["payloadEncoding"] = s(encoding)
+    if webhook.source != "webhook":  # fetched from the provider's events API
+        item["source"] = s(webhook.source)
     return item
 
 
@@ -102,6 +104,7 @@ def webhook_from_item(item: Item) -> StoredWebhook:
         error=optional_s(item, "error"),
         id_signed=bool(item.get("idSigned", {}).get("BOOL", True)),
         conflict=bool(item.get("conflict", {}).get("BOOL", False)),
+        source=item.get("source", {}).get("S", "webhook"),
     )
 
 

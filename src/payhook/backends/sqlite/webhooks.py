@@ -32,6 +32,7 @@ WEBHOOK_FIELDS = (
     "error",
     "id_signed",
     "conflict",
+    "source",
 )
 WEBHOOK_COLUMNS = ", ".join(WEBHOOK_FIELDS)
 
@@ -54,6 +55,7 @@ def webhook_values(w: StoredWebhook, conflict: bool) -> tuple[Any, ...]:
         w.error,
         int(w.id_signed),
         int(conflict),
+        w.source,
     )
 
 
@@ -75,11 +77,12 @@ def webhook_from_row(row: sqlite3.Row) -> StoredWebhook:
         error=row[12],
         id_signed=bool(row[13]),
         conflict=bool(row[14]),
+        source=row[15],
     )
 
 
 _ROW = "(" + ",".join("?" * len(WEBHOOK_FIELDS)) + ")"
-#: Webhooks per INSERT statement: 15 columns each, far below SQLite's 32766 bound parameters.
+#: Webhooks per INSERT statement: 16 columns each, far below SQLite's 32766 bound parameters.
 ROWS_PER_STATEMENT = 500
 
 
