@@ -83,6 +83,13 @@ class PayhookSettings:
     dead_letter_age_alarm_seconds: int = 7 * 86_400
     # Records expire from the streams after 24 h (and go to audit-failures after 6 h).
     audit_iterator_age_alarm_seconds: int = 600
+    # Audit chain shards (payhook/backends/aws/shards.py): appends of different shards never
+    # race for one head item. Fixed once the stack has audited anything: a stack of one chain
+    # may move to N shards once; N to M loses each subject's order (docs/deploy.md).
+    audit_shards: int = 16
+    # Reconciliation from the providers' events APIs (infra/reconcile.py) every this many
+    # minutes; 0: off (it needs API credentials in the providers secret).
+    reconcile_every_minutes: int = 0
     verification_failures_alarm_threshold: int = 20
     waf_blocked_alarm_threshold: int = 100  # per 5 minutes
     api_4xx_alarm_threshold: int = 100  # per 5 minutes
@@ -147,6 +154,9 @@ class PayhookSettings:
         _int_between(
             "audit_iterator_age_alarm_seconds", self.audit_iterator_age_alarm_seconds, 60, 86_400
         )
+        _int_between("audit_shards", self.audit_shards, 1, 64)
+        if self.reconcile_every_minutes:
+            _int_between("reconcile_every_minutes", self.reconcile_every_minutes, 5, 1440)
         for name in ("waf_blocked_alarm_threshold", "api_4xx_alarm_threshold"):
             _int_between(name, getattr(self, name), 1, 1_000_000)
         _custom_domain(self.domain_name, self.certificate_arn)
@@ -224,6 +234,12 @@ class PayhookSettings:
         ):
             if get(key) is not None:
                 values[field_name] = get(key)
+        shards = get("auditShards")
+        if shards is not None:
+            values["audit_shards"] = _context_int("auditShards", shards)
+        reconcile = get("reconcileEveryMinutes")
+        if reconcile is not None:
+            values["reconcile_every_minutes"] = _context_int("reconcileEveryMinutes", reconcile)
         role = get("apiGatewayCloudWatchRole")
         if role is not None:
             values["api_gateway_cloudwatch_role"] = _context_bool("apiGatewayCloudWatchRole", role)

@@ -25,6 +25,7 @@ from infra.constructs import (
 from infra.constructs.queues import MAX_RECEIVE_COUNT
 from infra.constructs.storage import BY_STATUS_INDEX, BY_UNSIGNED_EVENT_ID_INDEX
 from infra.grants import grant_index_query, grant_items
+from infra.reconcile import add_reconcile
 
 BODY_LIMIT_BYTES = 1024 * 1024
 
@@ -68,9 +69,12 @@ class PayhookService(Construct):
             tables=self.tables,
             queues=self.queues,
         )
-        # Only the audit function authenticates the chain.
+        # Only the audit function authenticates the chain, and only it appends to the shards.
         self.functions.audit.function.add_environment(
             "PAYHOOK_AUDIT_KEY_ID", self.audit_key.key.key_arn
+        )
+        self.functions.audit.function.add_environment(
+            "PAYHOOK_AUDIT_SHARDS", str(settings.audit_shards)
         )
         self.api = WebhookApi(
             self, "Api", settings=settings, key=key, receiver=self.functions.receiver.function
@@ -112,6 +116,10 @@ class PayhookService(Construct):
             ]
         )
         self._grant()
+        if settings.reconcile_every_minutes:  # -c reconcileEveryMinutes=15
+            add_reconcile(
+                self, layer, every_minutes=settings.reconcile_every_minutes, overlap_minutes=15
+            )
 
     def _grant(self) -> None:
         """Each function gets the calls its code makes (``infra/grants.py``)."""
@@ -128,11 +136,17 @@ class PayhookService(Construct):
         self.secret.grant_read(processor)
 
         # The streams are read by the event sources (CDK grants the stream actions); the
-        # function itself reads and writes only the audit table: the head (Query), the
-        # markers (BatchGetItem) and the entries (PutItem, in one transaction).
+        # function itself reads and writes only the audit table: the last entry of a shard
+        # (Query), the markers (BatchGetItem), every shard's head item for a checkpoint
+        # (GetItem) and the entries (PutItem, in one transaction).
         audit = functions.audit.function
         grant_items(
-            audit, tables.audit, "dynamodb:Query", "dynamodb:BatchGetItem", "dynamodb:PutItem"
+            audit,
+            tables.audit,
+            "dynamodb:Query",
+            "dynamodb:BatchGetItem",
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
         )
         self.bus.grant_put_events_to(audit)
         self.audit_key.grant_generate_mac(audit)

@@ -190,3 +190,11 @@ def test_reads_the_domain_and_the_logging_role_opt_in_from_cdk_context() -> None
     ).api_gateway_cloudwatch_role
     with pytest.raises(SettingsError, match="apiGatewayCloudWatchRole: got 'yes', expected true"):
         PayhookSettings.from_context(context({"apiGatewayCloudWatchRole": "yes"}))
+
+
+def test_audit_shards_come_from_python_or_context_and_stay_within_bounds() -> None:
+    assert PayhookSettings().audit_shards == 16
+    assert PayhookSettings.from_context(context({"auditShards": "32"})).audit_shards == 32
+    for wrong in (0, 65):
+        with pytest.raises(SettingsError, match=f"audit_shards: got {wrong}, expected an integer"):
+            PayhookSettings(audit_shards=wrong)

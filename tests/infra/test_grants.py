@@ -50,7 +50,7 @@ def test_each_function_gets_only_the_item_calls_its_code_makes(synthesized: Synt
     # The head (Query), the markers (BatchGetItem), the entries (PutItem in a transaction);
     # nothing on the webhooks and payments tables, whose changes arrive on the streams.
     assert dynamodb_access(synthesized, functions.audit.role) == {
-        audit: {"dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:Query"},
+        audit: {"dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"},
     }
     assert dynamodb_access(synthesized, functions.sweeper.role) == {
         webhooks: {"dynamodb:BatchGetItem", "dynamodb:UpdateItem"},

@@ -8,8 +8,9 @@ from typing import Any
 
 from payhook.backends.sqlite import SqliteQueue
 from payhook.backends.sqlite.outbox import SqliteOutbox
+from payhook.backends.sqlite.reader import SqliteReader
 from payhook.cli import render
-from payhook.cli.database import for_writing, reader
+from payhook.cli.database import for_writing, reader, sqlite_only, uses_aws, writing_stack
 from payhook.config import Settings
 from payhook.errors import NotFoundError
 
@@ -49,8 +50,20 @@ def register(
 
 
 def replay_webhook(settings: Settings, args: argparse.Namespace) -> int:
-    queue = SqliteQueue(for_writing(settings))
-    if not queue.replay(args.webhook_id):
+    if uses_aws(settings):
+        from payhook.backends.aws.replay import replay_webhook as replay_on_aws
+
+        stack = writing_stack(settings)
+        found = replay_on_aws(
+            stack.clients.dynamodb,
+            stack.clients.sqs,
+            webhooks_table=stack.webhooks_table,
+            queue_url=stack.queue_url,
+            webhook_id=args.webhook_id,
+        )
+    else:
+        found = SqliteQueue(for_writing(settings)).replay(args.webhook_id)
+    if not found:
         raise NotFoundError(f"no webhook {args.webhook_id!r}")
     print(f"queued {args.webhook_id} for processing")
     return 0
@@ -83,6 +96,8 @@ def list_dead_letters(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def redrive_dead_letters(settings: Settings, args: argparse.Namespace) -> int:
+    if uses_aws(settings):
+        return _redrive_on_aws(settings, args.webhook_ids)
     moved = SqliteQueue(for_writing(settings)).redrive(args.webhook_ids or None)
     print(f"redriven: {len(moved)}")
     missing = sorted(set(args.webhook_ids) - set(moved))
@@ -91,8 +106,41 @@ def redrive_dead_letters(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if missing else 0
 
 
+def _redrive_on_aws(settings: Settings, webhook_ids: list[str]) -> int:
+    """Every dead letter of the DLQ, or the webhooks named (whether or not their dead
+    letter still exists): each reset from dead to received and queued, once."""
+    from payhook.backends.aws.redrive import redrive_dead_letters as redrive_queue
+    from payhook.backends.aws.redrive import redrive_webhooks
+
+    stack = writing_stack(settings)
+    ddb, sqs = stack.clients.dynamodb, stack.clients.sqs
+    if webhook_ids:
+        report = redrive_webhooks(
+            ddb,
+            sqs,
+            webhooks_table=stack.webhooks_table,
+            queue_url=stack.queue_url,
+            webhook_ids=list(webhook_ids),
+        )
+    else:
+        report = redrive_queue(
+            ddb,
+            sqs,
+            webhooks_table=stack.webhooks_table,
+            queue_url=stack.queue_url,
+            dead_letter_queue_url=stack.dead_letter_queue_url,
+        )
+    print(f"redriven: {len(report.redriven) + len(report.requeued)}")
+    for webhook_id, status in sorted(report.skipped.items()):
+        render.error(f"{webhook_id} is not a dead letter ({status})")
+    if report.unreadable:
+        render.error(f"{report.unreadable} dead letters name no webhook; left in the queue")
+    return 1 if webhook_ids and report.skipped else 0
+
+
 def list_failed_deliveries(settings: Settings, args: argparse.Namespace) -> int:
-    store = reader(settings)
+    sqlite_only(settings, "outbox list")  # on AWS, events go to EventBridge
+    store = SqliteReader(settings.storage.path)
     try:
         failed = store.failed_deliveries(settings.outbox.max_attempts)
     finally:
@@ -118,6 +166,7 @@ def list_failed_deliveries(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def retry_deliveries(settings: Settings, args: argparse.Namespace) -> int:
+    sqlite_only(settings, "outbox retry")
     outbox = SqliteOutbox(for_writing(settings), max_attempts=settings.outbox.max_attempts)
     try:
         reset = outbox.retry(args.event_ids or None)

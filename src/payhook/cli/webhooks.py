@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from payhook.cli import render
-from payhook.cli.database import reader
+from payhook.cli.database import reader, sqlite_reader, where
 from payhook.cli.options import moment, positive
 from payhook.config import Settings
 from payhook.core.model import StoredWebhook, WebhookStatus
@@ -98,7 +98,7 @@ def show_webhook(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         store.close()
     if webhook is None:
-        raise NotFoundError(f"no webhook {args.webhook_id!r} in {settings.storage.path}")
+        raise NotFoundError(f"no webhook {args.webhook_id!r} in {where(settings)}")
     view = webhook_view(webhook, payload=args.payload)
     if args.json:
         render.emit_json(view)
@@ -113,7 +113,7 @@ def show_webhook(settings: Settings, args: argparse.Namespace) -> int:
 
 def tail_webhooks(settings: Settings, args: argparse.Namespace) -> int:
     """Print each webhook as it is stored, until interrupted (or ``--count``)."""
-    store = reader(settings)
+    store = sqlite_reader(settings, "webhooks tail")
     shown = 0
     try:
         position = store.latest()

@@ -101,7 +101,7 @@ def test_handlers_and_environment_follow_the_contract(synthesized: Synthesized) 
         assert props["Handler"] == f"payhook.runtimes.aws_lambda.{component}.handler"
         # Only the audit function authenticates the chain (see test_audit_key.py).
         own = {
-            service.functions.audit: {"PAYHOOK_AUDIT_KEY_ID"},
+            service.functions.audit: {"PAYHOOK_AUDIT_KEY_ID", "PAYHOOK_AUDIT_SHARDS"},
             service.functions.sweeper: {"PAYHOOK_SWEEP_AFTER_SECONDS"},
         }.get(function, set())
         assert set(variables) == CONTRACT_VARIABLES | own
@@ -113,6 +113,8 @@ def test_handlers_and_environment_follow_the_contract(synthesized: Synthesized) 
         assert variables["PAYHOOK_PROVIDERS_SECRET_ARN"] == ref(synthesized, service.secret)
         assert variables["PAYHOOK_ENVIRONMENT"] == synthesized.suffix
         assert variables["PAYHOOK_BODY_LIMIT_BYTES"] == "1048576"
+        if function is service.functions.audit:
+            assert variables["PAYHOOK_AUDIT_SHARDS"] == "16"  # the default shard count
         assert variables["POWERTOOLS_SERVICE_NAME"] == "payhook"
         assert int(variables["PAYHOOK_RAW_PAYLOAD_RETENTION_DAYS"]) > 0
         assert int(variables["PAYHOOK_SECRET_CACHE_SECONDS"]) >= 0

@@ -1,4 +1,5 @@
-"""The AWS ``AuditLog``: entries under chain "main", the head in item ("head", 0).
+"""The AWS ``AuditLog``: entries under one chain (``main``, or a shard's: ``shards.py``), its
+head in item (head chain, 0).
 
 An append is ONE TransactWriteItems: it puts the entries (each only if absent), a marker per
 change-feed position (``source#<source id>``, only if absent) and moves the head on condition
@@ -74,9 +75,9 @@ class KmsChainKey:
         return bool(answer.get("MacValid"))
 
 
-def _entry_item(entry: AuditEntry) -> Item:
+def _entry_item(entry: AuditEntry, chain: str) -> Item:
     item = {
-        "chain": s(MAIN_CHAIN),
+        "chain": s(chain),
         "seq": n(entry.seq),
         "recordedAt": s(entry.recorded_at),
         "entity": s(entry.entity),
@@ -108,16 +109,20 @@ def _entry(item: Item) -> AuditEntry:
 
 
 class DynamoAuditLog:
-    def __init__(self, dynamodb: Any, *, table: str) -> None:
+    def __init__(
+        self, dynamodb: Any, *, table: str, chain: str = MAIN_CHAIN, head_chain: str = HEAD_CHAIN
+    ) -> None:
         self.dynamodb = dynamodb
         self.table = table
+        self.chain = chain
+        self.head_chain = head_chain
 
     def head(self) -> AuditEntry | None:
         with aws_call("reading the audit head"):
             items = self.dynamodb.query(
                 TableName=self.table,
                 KeyConditionExpression="chain = :main",
-                ExpressionAttributeValues={":main": s(MAIN_CHAIN)},
+                ExpressionAttributeValues={":main": s(self.chain)},
                 ScanIndexForward=False,
                 Limit=1,
                 ConsistentRead=True,
@@ -128,7 +133,7 @@ class DynamoAuditLog:
         with aws_call("reading the audit head"):
             item = self.dynamodb.get_item(
                 TableName=self.table,
-                Key={"chain": s(HEAD_CHAIN), "seq": n(0)},
+                Key={"chain": s(self.head_chain), "seq": n(0)},
                 ConsistentRead=True,
             ).get("Item")
         return (integer(item["lastSeq"]), item["hash"]["S"]) if item else None
@@ -142,7 +147,7 @@ class DynamoAuditLog:
             )
         items: list[dict[str, Any]] = []
         for entry in entries:
-            items.append(self._put(_entry_item(entry), "attribute_not_exists(seq)"))
+            items.append(self._put(_entry_item(entry, self.chain), "attribute_not_exists(seq)"))
             if entry.source_id:
                 marker = {
                     "chain": s(SOURCE_PREFIX + entry.source_id),
@@ -168,7 +173,12 @@ class DynamoAuditLog:
         return {"Put": {**put, **extra}}
 
     def _move_head(self, last: AuditEntry, expected: AuditEntry | None) -> dict[str, Any]:
-        head = {"chain": s(HEAD_CHAIN), "seq": n(0), "lastSeq": n(last.seq), "hash": s(last.hash)}
+        head = {
+            "chain": s(self.head_chain),
+            "seq": n(0),
+            "lastSeq": n(last.seq),
+            "hash": s(last.hash),
+        }
         if expected is None:
             return self._put(head, "attribute_not_exists(seq)")
         return self._put(
@@ -182,7 +192,7 @@ class DynamoAuditLog:
         query: dict[str, Any] = {
             "TableName": self.table,
             "KeyConditionExpression": "chain = :main",
-            "ExpressionAttributeValues": {":main": s(MAIN_CHAIN)},
+            "ExpressionAttributeValues": {":main": s(self.chain)},
             "ConsistentRead": True,
         }
         while True:

@@ -55,6 +55,8 @@ class AwsSettings:
     sweep_after_seconds: int = 600
     #: At most this many webhooks per sweep, so one run fits the function's timeout.
     sweep_limit: int = 1000
+    #: Audit chain shards (``shards.py``): fixed once a stack has audited anything.
+    audit_shards: int = 1
     service_name: str = "payhook"
 
     @property
@@ -122,5 +124,6 @@ def load_settings(environ: Mapping[str, str], required: Iterable[str]) -> AwsSet
         max_receive_count=_integer(environ, "PAYHOOK_MAX_RECEIVE_COUNT", 5, 1, 1000),
         sweep_after_seconds=_integer(environ, "PAYHOOK_SWEEP_AFTER_SECONDS", 600, 60, 86_400),
         sweep_limit=_integer(environ, "PAYHOOK_SWEEP_LIMIT", 1000, 1, 10_000),
+        audit_shards=_integer(environ, "PAYHOOK_AUDIT_SHARDS", 1, 1, 64),
         service_name=environ.get("POWERTOOLS_SERVICE_NAME", "").strip() or "payhook",
     )

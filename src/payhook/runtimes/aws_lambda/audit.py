@@ -1,9 +1,11 @@
 """Audit Lambda: the webhooks and payments streams -> hash chain, and payments -> EventBridge.
 
 Per batch: skip the records already chained (a stream retry), publish the canonical events
-the rest carry (the outbox), then chain their changes; each append's head is MAC'd with the
-KMS HMAC key (one GenerateMac call per append). Any failure raises, so the stream retries
-(and bisects, then gives up to the on-failure destination); the markers written with the
+the rest carry (the outbox), then chain their changes, each onto its subject's shard
+(``backends/aws/shards.py``); each append's head is MAC'd with the KMS HMAC key (one
+GenerateMac call per append and shard). At most once a minute per execution environment, a
+sharded chain also gets a checkpoint of every shard's head. Any failure raises, so the stream
+retries (and bisects, then gives up to the on-failure destination); the markers written with the
 entries make a retried record count once. The log line of each batch carries the new head
 (seq and hash): CloudWatch Logs keeps a record of heads this function cannot rewrite.
 """
@@ -21,6 +23,7 @@ from typing import Any
 from payhook.backends.aws.audit import MAX_ENTRIES_PER_APPEND, DynamoAuditLog, KmsChainKey
 from payhook.backends.aws.clients import AwsClients
 from payhook.backends.aws.events import EventPublisher
+from payhook.backends.aws.shards import CheckpointTimer, ShardedAuditLog
 from payhook.backends.aws.streams import read_record
 from payhook.core.audit import AuditEntry, Change
 from payhook.core.chain_key import ChainKey
@@ -32,16 +35,16 @@ from payhook.service.audit import record_changes
 log = logging.getLogger("payhook.aws.audit")
 
 REQUIRED = ("audit_table", "event_bus_name", "audit_key_id")
-# Both streams (and every shard) append to one chain, so losing the head race is routine; a
-# few seconds of jittered retries resolve it inside one invocation instead of using up the
-# stream's bounded retries.
+# Both streams (and every stream shard) append to the same audit shards, so losing the head
+# race is routine; a few seconds of jittered retries resolve it inside one invocation instead
+# of using up the stream's bounded retries.
 MAX_BACKOFF_SECONDS = 1.0
 
 
 class StreamAuditor:
     def __init__(
         self,
-        audit_log: DynamoAuditLog,
+        audit_log: DynamoAuditLog | ShardedAuditLog,
         publisher: EventPublisher,
         key: ChainKey,
         clock: Clock = system_clock,
@@ -49,12 +52,19 @@ class StreamAuditor:
         max_conflict_retries: int = 8,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        if isinstance(audit_log, DynamoAuditLog):  # one chain: the single-shard log
+            sharded = ShardedAuditLog(audit_log.dynamodb, table=audit_log.table)
+            sharded.shards[0] = audit_log
+            audit_log = sharded
         self.audit_log = audit_log
         self.publisher = publisher
         self.key = key
         self.clock = clock
         self.max_conflict_retries = max_conflict_retries
         self.sleep = sleep
+        #: Appends that lost the head race and were retried (a measure of contention).
+        self.conflicts = 0
+        self.checkpoint_timer = CheckpointTimer(clock)
 
     @classmethod
     def from_environment(
@@ -65,7 +75,11 @@ class StreamAuditor:
     ) -> StreamAuditor:
         start = cold_start(environ, REQUIRED, clients)
         return cls(
-            DynamoAuditLog(start.clients.dynamodb, table=start.settings.audit_table),
+            ShardedAuditLog(
+                start.clients.dynamodb,
+                table=start.settings.audit_table,
+                shards=start.settings.audit_shards,
+            ),
             EventPublisher(start.clients.events, bus_name=start.settings.event_bus_name),
             KmsChainKey(start.clients.kms, key_id=start.settings.audit_key_id),
             clock,
@@ -79,9 +93,9 @@ class StreamAuditor:
         if events:
             self.publisher.publish(events)
         changes = [r.change for r in pending if r.change is not None]
-        head: AuditEntry | None = None
-        for start in range(0, len(changes), MAX_ENTRIES_PER_APPEND):
-            head = self._append(changes[start : start + MAX_ENTRIES_PER_APPEND]) or head
+        head = self.chain(changes)
+        if self.audit_log.sharded and changes and self.checkpoint_timer.due():
+            self.audit_log.write_checkpoint(self.key, self.clock)
         log.info(
             "stream batch audited",
             extra={
@@ -96,12 +110,24 @@ class StreamAuditor:
         # Valid with or without ReportBatchItemFailures: failures raise instead.
         return {"batchItemFailures": []}
 
-    def _append(self, changes: Sequence[Change]) -> AuditEntry | None:
-        """Chain ``changes``; returns the new head (None when another writer chained all)."""
+    def chain(self, changes: Sequence[Change]) -> AuditEntry | None:
+        """Chain each change onto its subject's shard; returns the last new head."""
+        head: AuditEntry | None = None
+        for shard, group in sorted(self.audit_log.by_shard(changes).items()):
+            log_of_shard = self.audit_log.shards[shard]
+            for start in range(0, len(group), MAX_ENTRIES_PER_APPEND):
+                chunk = group[start : start + MAX_ENTRIES_PER_APPEND]
+                head = self._append(log_of_shard, chunk) or head
+        return head
+
+    def _append(self, shard: DynamoAuditLog, changes: Sequence[Change]) -> AuditEntry | None:
+        """Chain ``changes`` onto ``shard``; returns its new head (None when another writer
+        chained them all)."""
         for attempt in range(self.max_conflict_retries + 1):
             try:
-                return record_changes(self.audit_log, changes, self.key, self.clock)[-1]
+                return record_changes(shard, changes, self.key, self.clock)[-1]
             except ConcurrencyError:
+                self.conflicts += 1
                 if attempt == self.max_conflict_retries:
                     raise
                 # Another writer moved the head; keep only what it did not chain, and retry.
