@@ -9,7 +9,7 @@ SOURCES := src tests benchmarks infra app.py
 SUFFIX  ?= dev
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION = 20
 
-.PHONY: run test lint typecheck pytest bench soak synth clean
+.PHONY: run test lint typecheck pytest browser bench soak synth clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +36,12 @@ typecheck: $(VENV)/.dev
 	$(BIN)/mypy
 	$(BIN)/mypy --strict infra app.py tests/infra
 
-pytest: $(VENV)/.dev
+# Headless Chromium and chromedriver from the OS packages, for the console's browser tests;
+# installed when missing (apt-get, with sudo unless root).
+browser:
+	scripts/ensure-chromium
+
+pytest: $(VENV)/.dev browser
 	$(BIN)/pytest
 
 test: lint typecheck pytest
@@ -49,6 +54,8 @@ bench: $(VENV)/.dev
 	$(BIN)/python benchmarks/load.py
 	$(BIN)/python benchmarks/verify_speed.py
 	$(BIN)/python benchmarks/cold_start.py
+	$(BIN)/python benchmarks/retention.py
+	$(BIN)/python benchmarks/console_pages.py
 	$(BIN)/python benchmarks/rejection_cost.py
 
 # Long fault and fuzz runs (SIGKILLs under load, storage outages, 50,000+ fuzzed requests);

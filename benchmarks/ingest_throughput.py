@@ -80,7 +80,8 @@ def payhook_server(workers: int) -> Iterator[tuple[int, str, subprocess.Popen[by
     db = str(workdir / "payhook.db")
     config = workdir / "payhook.toml"
     config.write_text(
-        f'[server]\nport = {port}\nworkers = {workers}\n[storage]\npath = "{db}"\n'
+        f"[server]\nport = {port}\nworkers = {workers}\n[admin]\nenabled = false\n"
+        f'[storage]\npath = "{db}"\n'
         f'[audit]\nkey = "{AUDIT_KEY}"\n[providers.stripe]\nsecrets = ["{SECRET}"]\n'
     )
     server = subprocess.Popen(

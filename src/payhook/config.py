@@ -106,6 +106,49 @@ class AuditSettings(Options, frozen=True):
     key: Annotated[str, Meta(min_length=MIN_KEY_BYTES, pattern=NOT_BLANK)] | None = None
 
 
+class AwsSettings(Options, frozen=True):
+    """``[aws]``: the operator commands address a deployed AWS stack instead of the database.
+
+    Resource names default to the stack's own (``payhook-<component>-<environment>``, as
+    ``infra/config.py`` names them); set one only where a stack names it otherwise.
+    Credentials come from boto3's usual chain; ``AWS_ENDPOINT_URL`` is honoured by boto3.
+    """
+
+    #: true: webhooks, payments, replay, dead-letters and audit read and write the stack.
+    enabled: bool = False
+    #: None: boto3's default (``AWS_REGION``, the profile).
+    region: Annotated[str, Meta(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")] | None = None
+    #: The stack's environment suffix (``-c environmentSuffix=...``).
+    environment: Annotated[str, Meta(pattern=r"^[a-z](?:[a-z0-9-]{0,14}[a-z0-9])?$")] = "dev"
+    #: An endpoint for every AWS call (an emulator on loopback); None: boto3's own.
+    endpoint_url: Annotated[str, Meta(pattern=r"^https?://\S+$")] | None = None
+    webhooks_table: Annotated[str, Meta(pattern=NOT_BLANK)] | None = None
+    payments_table: Annotated[str, Meta(pattern=NOT_BLANK)] | None = None
+    audit_table: Annotated[str, Meta(pattern=NOT_BLANK)] | None = None
+    processing_queue: Annotated[str, Meta(pattern=NOT_BLANK)] | None = None
+    dead_letter_queue: Annotated[str, Meta(pattern=NOT_BLANK)] | None = None
+    #: The KMS HMAC key of the audit chain (id, ARN or alias); None: the stack's alias.
+    audit_key_id: Annotated[str, Meta(pattern=NOT_BLANK)] | None = None
+    #: Audit chain shards: as deployed (the stack's ``audit_shards``, 16 unless set).
+    audit_shards: Annotated[int, Meta(ge=1, le=64)] = 16
+
+
+class ReconcileSettings(Options, frozen=True):
+    """``[reconcile]``: ``serve`` reads the providers' events APIs on an interval and stores
+    the events never received as webhooks (each one raises ``payhook_missed_events_total``)."""
+
+    enabled: bool = False
+    #: Seconds between runs (each provider in turn; a run starts at once when serve starts).
+    interval_seconds: Annotated[float, Meta(gt=0, le=86_400)] = 900.0
+    #: Each run starts this long before the newest event the previous run saw: events can
+    #: appear in an API a little after their own time.
+    overlap_seconds: Annotated[float, Meta(ge=0, le=86_400)] = 600.0
+    #: The furthest back a run looks (the first run, or after a long stop); Stripe lists 30 days.
+    window_seconds: Annotated[float, Meta(gt=0, le=30 * 86_400)] = 86_400.0
+    #: The providers to reconcile; empty: every configured provider with API credentials.
+    providers: list[str] = msgspec.field(default_factory=list)
+
+
 class Settings(Struct, kw_only=True, frozen=True):
     server: ServerSettings = msgspec.field(default_factory=ServerSettings)
     storage: StorageSettings = msgspec.field(default_factory=StorageSettings)
@@ -115,6 +158,8 @@ class Settings(Struct, kw_only=True, frozen=True):
     admin: AdminSettings = msgspec.field(default_factory=AdminSettings)
     alerts: AlertsSettings = msgspec.field(default_factory=AlertsSettings)
     logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)
+    aws: AwsSettings = msgspec.field(default_factory=AwsSettings)
+    reconcile: ReconcileSettings = msgspec.field(default_factory=ReconcileSettings)
     providers: dict[str, ProviderConfig] = msgspec.field(default_factory=dict)
     source: str = "<defaults>"
 
@@ -128,6 +173,8 @@ SECTIONS: dict[str, type[Options]] = {
     "admin": AdminSettings,
     "alerts": AlertsSettings,
     "logging": LoggingSettings,
+    "aws": AwsSettings,
+    "reconcile": ReconcileSettings,
 }
 
 

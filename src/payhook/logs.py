@@ -21,7 +21,13 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
-_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+# uvicorn adds color_message (the message with terminal colours) to its own records.
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",
+}
 #: Set on every record by the Lambda runtime; written as ``requestId``.
 _REQUEST_ID = "aws_request_id"
 #: The innermost frames of a traceback that are written (a deep recursion has thousands).
@@ -69,11 +75,27 @@ def _frames(tb: TracebackType | None) -> list[str]:
     ]
 
 
-def configure(level: int = logging.INFO) -> None:
-    """Send payhook's logs to stderr as JSON lines (the embedded runtime)."""
+class TextFormatter(JsonFormatter):
+    """The same fields as ``JsonFormatter`` on one line for people: time, level, logger and
+    message, then ``key=value`` for each further field (values JSON-encoded)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = json.loads(super().format(record))
+        head = [entry.pop(key) for key in ("timestamp", "level", "logger", "message")]
+        fields = " ".join(
+            f"{key}={json.dumps(value, default=str, separators=(',', ':'))}"
+            for key, value in entry.items()
+        )
+        return " ".join(str(part) for part in head) + (f" {fields}" if fields else "")
+
+
+def configure(level: int | str = logging.INFO, format: str = "json") -> None:
+    """Send payhook's logs to stderr, one line per record: JSON (``format="json"``) or text
+    (``"text"``), with the same fields (the embedded runtime)."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
-    logger = logging.getLogger("payhook")
-    logger.handlers[:] = [handler]
-    logger.setLevel(level)
-    logger.propagate = False
+    handler.setFormatter(TextFormatter() if format == "text" else JsonFormatter())
+    for name in ("payhook", "uvicorn"):  # uvicorn's own lines too: one format per process
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(level.upper() if isinstance(level, str) else level)
+        logger.propagate = False

@@ -33,6 +33,7 @@ class PayhookServer:
     def __init__(self, workdir: Path, *, workers: int = 2, body_limit: int = 1048576) -> None:
         self.workdir = workdir
         self.port = free_port()
+        self.admin_port = free_port()
         self.config = workdir / "payhook.toml"
         self.write_config(workers=workers, body_limit=body_limit)
         self.process: subprocess.Popen[bytes] | None = None
@@ -45,6 +46,8 @@ host = "127.0.0.1"
 port = {self.port}
 workers = {workers}
 body_limit_bytes = {body_limit}
+[admin]
+port = {self.admin_port}
 [storage]
 path = "{self.workdir / "payhook.db"}"
 [processing]
@@ -63,6 +66,10 @@ secrets = ["{STANDARD_SECRET}"]
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
 
     def start(self) -> None:
         self.process = subprocess.Popen(

@@ -59,8 +59,9 @@ def test_a_signed_payment_ends_processed_in_the_ledger_with_a_valid_audit_trail(
         return bool(report["ok"]) and report["entries"] == 3  # type: ignore[index]
 
     server.wait_for(audited)
-    health = httpx.get(f"{server.url}/healthz", timeout=10).json()
-    assert (health["processed"], health["processingFailures"]) == (1, 0)
+    status = httpx.get(f"{server.admin_url}/status", timeout=10).json()
+    assert (status["processed"], status["processingFailures"]) == (1, 0)
+    assert status["status"] == "pass"
 
 
 def test_refund_after_payment_updates_the_ledger(server: PayhookServer) -> None:

@@ -72,6 +72,7 @@ class ReliabilityServer(PayhookServer):
                 "workers": workers,
                 "body_limit_bytes": body_limit,
             },
+            "admin": {"port": self.admin_port},
             "storage": {"path": str(self.workdir / "payhook.db")},
             "processing": self.processing,
             "audit": {"key": AUDIT_TEST_KEY},

@@ -15,7 +15,7 @@ from payhook.backends.sqlite import GroupCommitWriter, SqliteQueue, SqliteStore,
 from payhook.backends.sqlite.writer import Group
 from payhook.core.ledger import PaymentRecord
 from payhook.core.model import StoredWebhook
-from payhook.service.process import BatchWorker
+from payhook.service.batch import BatchWorker
 from tests.backends.sqlite.helpers import stored, stripe_provider
 from tests.conftest import FakeClock, count_rows
 

@@ -38,8 +38,6 @@ from typing import Any
 
 from payhook.core.payment import PaymentEvent, PaymentEventKind
 
-K = PaymentEventKind
-
 
 class PaymentStatus(StrEnum):
     PENDING = "pending"
@@ -57,25 +55,29 @@ class PaymentStatus(StrEnum):
 
 # Tie-break between events with the same provider time: later in the lifecycle sorts later.
 _PRECEDENCE: dict[PaymentEventKind, int] = {
-    K.PENDING: 0,
-    K.REQUIRES_ACTION: 1,
-    K.FAILED: 2,
-    K.AUTHORIZED: 3,
-    K.CANCELED: 4,
-    K.SUCCEEDED: 5,
-    K.REFUNDED: 6,
-    K.DISPUTE_OPENED: 7,
-    K.DISPUTE_WON: 8,
-    K.DISPUTE_LOST: 9,
+    PaymentEventKind.PENDING: 0,
+    PaymentEventKind.REQUIRES_ACTION: 1,
+    PaymentEventKind.FAILED: 2,
+    PaymentEventKind.AUTHORIZED: 3,
+    PaymentEventKind.CANCELED: 4,
+    PaymentEventKind.SUCCEEDED: 5,
+    PaymentEventKind.REFUNDED: 6,
+    PaymentEventKind.DISPUTE_OPENED: 7,
+    PaymentEventKind.DISPUTE_WON: 8,
+    PaymentEventKind.DISPUTE_LOST: 9,
 }
 _OPEN_STATES = {
-    K.PENDING: PaymentStatus.PENDING,
-    K.REQUIRES_ACTION: PaymentStatus.REQUIRES_ACTION,
-    K.AUTHORIZED: PaymentStatus.AUTHORIZED,
-    K.FAILED: PaymentStatus.FAILED,
+    PaymentEventKind.PENDING: PaymentStatus.PENDING,
+    PaymentEventKind.REQUIRES_ACTION: PaymentStatus.REQUIRES_ACTION,
+    PaymentEventKind.AUTHORIZED: PaymentStatus.AUTHORIZED,
+    PaymentEventKind.FAILED: PaymentStatus.FAILED,
 }
-_LIFECYCLE = {*_OPEN_STATES, K.SUCCEEDED, K.CANCELED}
-_DISPUTE_KINDS = {K.DISPUTE_OPENED, K.DISPUTE_WON, K.DISPUTE_LOST}
+_LIFECYCLE = {*_OPEN_STATES, PaymentEventKind.SUCCEEDED, PaymentEventKind.CANCELED}
+_DISPUTE_KINDS = {
+    PaymentEventKind.DISPUTE_OPENED,
+    PaymentEventKind.DISPUTE_WON,
+    PaymentEventKind.DISPUTE_LOST,
+}
 _AMOUNT_FIELDS = ("amount", "refunded_total", "captured_hint")
 
 
@@ -252,9 +254,9 @@ def _lifecycle_amounts(events: list[PaymentEvent]) -> tuple[int, int, int]:
         if event.amount is None or event.kind not in _LIFECYCLE:
             continue
         amount = max(amount, event.amount)
-        if event.kind in (K.AUTHORIZED, K.SUCCEEDED):
+        if event.kind in (PaymentEventKind.AUTHORIZED, PaymentEventKind.SUCCEEDED):
             authorized = max(authorized, event.amount)
-        if event.kind is K.SUCCEEDED:
+        if event.kind is PaymentEventKind.SUCCEEDED:
             captured = max(captured, event.amount)
     return amount, max(authorized, captured), captured
 
@@ -264,7 +266,7 @@ def _refunded(events: list[PaymentEvent], captured: int, flags: list[str]) -> in
     per_refund: dict[str, int] = {}  # insertion order: the order refunds were first reported
     cumulative = 0
     for event in events:
-        if event.kind is not K.REFUNDED:
+        if event.kind is not PaymentEventKind.REFUNDED:
             continue
         if event.refunded_total is not None:
             if event.refunded_total > captured:
@@ -291,16 +293,19 @@ def _disputes(events: list[PaymentEvent]) -> _Disputes:
             continue
         dispute = event.dispute_id or event.payment_id
         # A closed outcome outranks "opened" whatever the timestamps say; lost outranks won.
-        if _PRECEDENCE[event.kind] >= _PRECEDENCE[outcome.get(dispute, K.DISPUTE_OPENED)]:
+        if (
+            _PRECEDENCE[event.kind]
+            >= _PRECEDENCE[outcome.get(dispute, PaymentEventKind.DISPUTE_OPENED)]
+        ):
             outcome[dispute] = event.kind
         if event.amount is not None:
             amount[dispute] = max(amount.get(dispute, 0), event.amount)
     kinds = list(outcome.values())
     return _Disputes(
-        open=kinds.count(K.DISPUTE_OPENED),
-        won=kinds.count(K.DISPUTE_WON),
-        lost=kinds.count(K.DISPUTE_LOST),
-        amount=sum(v for d, v in amount.items() if outcome[d] is not K.DISPUTE_WON),
+        open=kinds.count(PaymentEventKind.DISPUTE_OPENED),
+        won=kinds.count(PaymentEventKind.DISPUTE_WON),
+        lost=kinds.count(PaymentEventKind.DISPUTE_LOST),
+        amount=sum(v for d, v in amount.items() if outcome[d] is not PaymentEventKind.DISPUTE_WON),
     )
 
 
@@ -308,9 +313,9 @@ def _base_status(events: list[PaymentEvent], captured: int) -> PaymentStatus:
     kinds = {e.kind for e in events}
     # Only evidence of captured money means success: a refund or dispute event alone does not
     # (Stripe reports a released authorization as a refund of an uncaptured charge).
-    if K.SUCCEEDED in kinds or captured > 0:
+    if PaymentEventKind.SUCCEEDED in kinds or captured > 0:
         return PaymentStatus.SUCCEEDED
-    if K.CANCELED in kinds:
+    if PaymentEventKind.CANCELED in kinds:
         return PaymentStatus.CANCELED
     latest = [e for e in events if e.kind in _OPEN_STATES]
     return _OPEN_STATES[latest[-1].kind] if latest else PaymentStatus.PENDING

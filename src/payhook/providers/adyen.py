@@ -41,7 +41,6 @@ from payhook.providers.base import (
 from payhook.providers.samples import sample
 
 _HEX = re.compile(r"^(?:[0-9A-Fa-f]{2})+$")
-K = PaymentEventKind
 
 #: Adyen's documentation ("Understand notifications", notification structure): JSON and HTTP
 #: POST notifications always contain a single NotificationRequestItem; SOAP notifications may
@@ -118,7 +117,9 @@ def verify_notification_item(item: object, keys: Sequence[hmac.HMAC]) -> dict[st
     additional = item.get("additionalData")
     signature = additional.get("hmacSignature") if isinstance(additional, dict) else None
     if not isinstance(signature, str) or not signature:
-        raise VerificationError("notification item has no additionalData.hmacSignature")
+        raise VerificationError(
+            "notification item has no additionalData.hmacSignature", code="missing_signature"
+        )
     if not signature.isascii():
         raise VerificationError("hmacSignature is not base64")
     message, received = signing_string(item), signature.encode()
@@ -129,7 +130,7 @@ def verify_notification_item(item: object, keys: Sequence[hmac.HMAC]) -> dict[st
         # No early exit: every key is tried, so timing says nothing about which one matched.
         matched |= hmac.compare_digest(b2a_base64(mac.digest(), newline=False), received)
     if not matched:
-        raise VerificationError("no Adyen hmacSignature matches")
+        raise VerificationError("no Adyen hmacSignature matches", code="mismatch")
     return item
 
 
@@ -223,7 +224,7 @@ class AdyenProvider(Provider):
                 kind=kind,
                 amount=minor_amount(value) if value is not None else None,
                 currency=normalize_currency(currency) if currency else None,
-                refund_id=psp if kind is K.REFUNDED else None,
+                refund_id=psp if kind is PaymentEventKind.REFUNDED else None,
                 # All events of one dispute share its pspReference; the payment's is original.
                 dispute_id=psp if kind in _DISPUTE_KINDS else None,
             )
@@ -243,25 +244,29 @@ class AdyenProvider(Provider):
         )
 
 
-_DISPUTE_KINDS = {K.DISPUTE_OPENED, K.DISPUTE_WON, K.DISPUTE_LOST}
+_DISPUTE_KINDS = {
+    PaymentEventKind.DISPUTE_OPENED,
+    PaymentEventKind.DISPUTE_WON,
+    PaymentEventKind.DISPUTE_LOST,
+}
 # eventCode -> (kind, whether the payment is originalReference rather than pspReference).
 _MODIFICATIONS: dict[str, tuple[PaymentEventKind, bool]] = {
-    "CAPTURE": (K.SUCCEEDED, True),
-    "CAPTURE_FAILED": (K.FAILED, True),
-    "REFUND": (K.REFUNDED, True),
-    "CANCELLATION": (K.CANCELED, True),
-    "NOTIFICATION_OF_CHARGEBACK": (K.DISPUTE_OPENED, True),
-    "CHARGEBACK": (K.DISPUTE_OPENED, True),
-    "CHARGEBACK_REVERSED": (K.DISPUTE_WON, True),
-    "PREARBITRATION_WON": (K.DISPUTE_WON, True),
-    "SECOND_CHARGEBACK": (K.DISPUTE_LOST, True),
-    "PREARBITRATION_LOST": (K.DISPUTE_LOST, True),
+    "CAPTURE": (PaymentEventKind.SUCCEEDED, True),
+    "CAPTURE_FAILED": (PaymentEventKind.FAILED, True),
+    "REFUND": (PaymentEventKind.REFUNDED, True),
+    "CANCELLATION": (PaymentEventKind.CANCELED, True),
+    "NOTIFICATION_OF_CHARGEBACK": (PaymentEventKind.DISPUTE_OPENED, True),
+    "CHARGEBACK": (PaymentEventKind.DISPUTE_OPENED, True),
+    "CHARGEBACK_REVERSED": (PaymentEventKind.DISPUTE_WON, True),
+    "PREARBITRATION_WON": (PaymentEventKind.DISPUTE_WON, True),
+    "SECOND_CHARGEBACK": (PaymentEventKind.DISPUTE_LOST, True),
+    "PREARBITRATION_LOST": (PaymentEventKind.DISPUTE_LOST, True),
 }
 
 
 def _kind(event_code: str, success: bool) -> tuple[PaymentEventKind, bool] | None:
     if event_code == "AUTHORISATION":
-        return (K.AUTHORIZED if success else K.FAILED), False
+        return (PaymentEventKind.AUTHORIZED if success else PaymentEventKind.FAILED), False
     # A modification with success=false was not carried out: nothing changed on the payment.
     # REFUND_FAILED and unknown codes are not mapped either.
     return _MODIFICATIONS.get(event_code) if success else None

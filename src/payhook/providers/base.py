@@ -11,12 +11,14 @@ import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
+
+from msgspec import Meta
 
 from payhook.core.clock import Clock, system_clock
 from payhook.core.model import IngestOutcome, StoredWebhook, VerifiedEvent, WebhookRequest
 from payhook.core.payment import PaymentEvent
-from payhook.errors import ConfigError, PayloadError, VerificationError
+from payhook.errors import ConfigError, PayloadError, VerificationCode, VerificationError
 from payhook.options import Options, convert
 
 DEFAULT_TOLERANCE_SECONDS = 300
@@ -85,6 +87,8 @@ class ProviderResponse:
     body: bytes
     media_type: str = "application/json"
     headers: tuple[tuple[str, str], ...] = ()
+    #: Why verification failed, when it did (metrics and logs; never sent).
+    verification: VerificationCode | None = None
 
 
 def json_response(status: int, data: Any) -> ProviderResponse:
@@ -98,6 +102,21 @@ _COMPACT = json.JSONEncoder(separators=(",", ":"))
 class ProviderOptions(Options, frozen=True):
     """A provider's own options besides ``type``, ``secrets`` and ``tolerance_seconds``:
     none, unless the provider declares a subclass."""
+
+
+#: An API credential: at least 16 characters, not blank (masked by ``config check``).
+ApiSecret = Annotated[str, Meta(min_length=16, pattern=r"^\S+$")]
+#: An API base URL (tests point it at a local fake).
+ApiBase = Annotated[str, Meta(pattern=r"^https?://[^\s]+$")]
+
+
+class EventsApiOptions(ProviderOptions, frozen=True, kw_only=True):
+    """Options of a provider with an events API (``payhook backfill``, ``[reconcile]``)."""
+
+    #: A key that may read the provider's events; none disables backfill for the provider.
+    api_key: ApiSecret | None = None
+    #: Default: the provider's live API.
+    api_base: ApiBase | None = None
 
 
 class Provider(ABC):
@@ -170,9 +189,9 @@ class Provider(ABC):
 def check_tolerance(timestamp: float, now: float, tolerance: int) -> None:
     """A signed timestamp must lie within ``tolerance`` seconds of now, in both directions."""
     if timestamp < now - tolerance:
-        raise VerificationError("timestamp is older than the tolerance")
+        raise VerificationError("timestamp is older than the tolerance", code="timestamp")
     if timestamp > now + tolerance:
-        raise VerificationError("timestamp is too far in the future")
+        raise VerificationError("timestamp is too far in the future", code="timestamp")
 
 
 def parse_json_object(body: bytes) -> dict[str, Any]:

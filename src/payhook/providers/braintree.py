@@ -3,14 +3,9 @@
 ``bt_signature`` holds ``public_key|hexsig`` pairs joined by ``&``; ``hexsig`` is HMAC-SHA1,
 keyed with SHA1(private key), over ``bt_payload`` or ``bt_payload + "\\n"``. The pair checked
 is the first one for the configured public key, and a malformed pair (``a|b|c``) before it is
-a rejection: exactly braintree-python's ``WebhookNotificationGateway.parse``, which the
-differential tests hold us to. Several (public, private) key pairs may be configured. The
-event id is the SHA-256 of the payload without line breaks. No replay window: Braintree signs
-no time, and a retry repeats the payload, which dedup absorbs.
-
-Until the signature is checked, the cost stays linear with a small constant (see each bound
-below); base64 and XML are decoded only once authentic, a DTD is refused unparsed. Samples
-are data (``payhook/samples/braintree/<kind>.xml``), encoded and signed when sent.
+a rejection, exactly as braintree-python's ``WebhookNotificationGateway.parse``. The event id
+is the SHA-256 of the payload without line breaks; no replay window (Braintree signs no time).
+Until verified the cost stays linear; base64 and XML are decoded only once authentic.
 """
 
 from __future__ import annotations
@@ -29,8 +24,7 @@ from msgspec import Meta
 from payhook.core.clock import Clock, system_clock
 from payhook.core.model import StoredWebhook, VerifiedEvent, WebhookRequest
 from payhook.core.money import major_to_minor, normalize_currency
-from payhook.core.payment import PaymentEvent
-from payhook.core.payment import PaymentEventKind as K
+from payhook.core.payment import PaymentEvent, PaymentEventKind
 from payhook.errors import ConfigError, PayloadError, VerificationError
 from payhook.providers.base import (
     Provider,
@@ -97,7 +91,7 @@ def _form_fields(body: bytes) -> tuple[str, str]:
             if name in _FIELDS:
                 found[name] = value
         if len(found) != len(_FIELDS):
-            raise VerificationError("missing bt_signature or bt_payload")
+            raise VerificationError("missing bt_signature or bt_payload", code="missing_signature")
         if len(found["bt_signature"]) > MAX_SIGNATURE_BYTES:
             raise VerificationError(f"bt_signature is longer than {MAX_SIGNATURE_BYTES} bytes")
         return unquote_plus(found["bt_signature"], errors="strict"), found["bt_payload"]
@@ -138,7 +132,7 @@ def _authentic_payload(encoded: str, received: list[tuple[hmac.HMAC, str | None]
     """bt_payload decoded, if signed by a key (each with the hexsig bt_signature names)."""
     received = [(key, hexsig) for key, hexsig in received if hexsig is not None]
     if not received:
-        raise VerificationError("bt_signature has no usable pair for the configured public key")
+        raise VerificationError("bt_signature has no usable pair for the key", code="mismatch")
     payload = _payload_text(encoded)
     data = payload.encode("utf-8", "surrogatepass")
     # One C pass deleting the allowed bytes (a regex search costs ~8x more); anything left,
@@ -157,7 +151,7 @@ def _authentic_payload(encoded: str, received: list[tuple[hmac.HMAC, str | None]
             matched |= hmac.compare_digest(mac.hexdigest(), hexsig)
             matched |= hmac.compare_digest(with_newline.hexdigest(), hexsig)
     if not matched:
-        raise VerificationError("Braintree signature does not match")
+        raise VerificationError("Braintree signature does not match", code="mismatch")
     return payload
 
 
@@ -262,7 +256,7 @@ class BraintreeProvider(Provider):
                 if kind != "transaction_settled" or original is None:
                     return []
                 fields["refund_id"] = fields["payment_id"]
-                fields |= {"payment_id": original, "kind": K.REFUNDED}
+                fields |= {"payment_id": original, "kind": PaymentEventKind.REFUNDED}
         currency = _text(node, "currency-iso-code")
         code = fields["currency"] = normalize_currency(currency) if currency else None
         fields["amount"] = major_to_minor(amount, code) if amount and code else None
@@ -289,12 +283,18 @@ class BraintreeProvider(Provider):
         return ProviderResponse(200, answer.encode("ascii"), "text/plain")
 
 
+# disputed: the merchant answered, still open; accepted: the merchant (or Braintree, auto)
+# accepted the chargeback; expired: no answer in time.
 _DISPUTES = {
-    # disputed: the merchant answered, still open; accepted: the merchant (or Braintree, auto)
-    # accepted the chargeback; expired: no answer in time.
-    "dispute_opened": K.DISPUTE_OPENED, "dispute_disputed": K.DISPUTE_OPENED,
-    "dispute_under_review": K.DISPUTE_OPENED, "dispute_won": K.DISPUTE_WON,
-    "dispute_lost": K.DISPUTE_LOST, "dispute_accepted": K.DISPUTE_LOST,
-    "dispute_auto_accepted": K.DISPUTE_LOST, "dispute_expired": K.DISPUTE_LOST,
-}  # fmt: skip
-_SETTLEMENTS = {"transaction_settled": K.SUCCEEDED, "transaction_settlement_declined": K.FAILED}
+    f"dispute_{state}": kind
+    for states, kind in (
+        (("opened", "disputed", "under_review"), PaymentEventKind.DISPUTE_OPENED),
+        (("won",), PaymentEventKind.DISPUTE_WON),
+        (("lost", "accepted", "auto_accepted", "expired"), PaymentEventKind.DISPUTE_LOST),
+    )
+    for state in states
+}
+_SETTLEMENTS = {
+    "transaction_settled": PaymentEventKind.SUCCEEDED,
+    "transaction_settlement_declined": PaymentEventKind.FAILED,
+}

@@ -17,8 +17,7 @@ from msgspec import Meta
 from payhook.core.clock import Clock, system_clock
 from payhook.core.model import StoredWebhook, VerifiedEvent, WebhookRequest
 from payhook.core.money import minor_amount, normalize_currency
-from payhook.core.payment import PaymentEvent
-from payhook.core.payment import PaymentEventKind as K
+from payhook.core.payment import PaymentEvent, PaymentEventKind
 from payhook.errors import PayloadError, VerificationError
 from payhook.providers.base import (
     ProviderConfig,
@@ -62,13 +61,13 @@ class CheckoutProvider(HmacProvider):
         if self.authorization is not None:
             received = request.headers.get("authorization")
             if not received:
-                raise VerificationError("missing Authorization header")
+                raise VerificationError("missing Authorization header", code="missing_signature")
             # surrogatepass: a stray surrogate must compare unequal, not raise.
             if not hmac.compare_digest(
                 received.encode("utf-8", "surrogatepass"),
                 self.authorization.encode("utf-8", "surrogatepass"),
             ):
-                raise VerificationError("Authorization header does not match")
+                raise VerificationError("Authorization header does not match", code="mismatch")
         return self.events(request, signed)
 
     def events(self, request: WebhookRequest, signed: Signed) -> list[VerifiedEvent]:
@@ -101,7 +100,7 @@ class CheckoutProvider(HmacProvider):
             fields["dispute_id"] = require_str(data, "id", "data")
         else:
             payment_id = require_str(data, "id", "data")
-        if kind is K.REFUNDED:
+        if kind is PaymentEventKind.REFUNDED:
             # Each refund is its own action; the balances (newer events) give the totals.
             fields["refund_id"] = require_str(data, "action_id", "data")
             total_refunded = dig(data, "balances", "total_refunded")
@@ -124,21 +123,25 @@ class CheckoutProvider(HmacProvider):
 
 
 _KINDS = {
-    "payment_pending": K.PENDING,
-    "payment_approved": K.AUTHORIZED,
-    "payment_captured": K.SUCCEEDED,
-    "payment_declined": K.FAILED,
-    "payment_refunded": K.REFUNDED,
-    "payment_voided": K.CANCELED,
-    "payment_canceled": K.CANCELED,
-    "dispute_received": K.DISPUTE_OPENED,
-    "dispute_evidence_required": K.DISPUTE_OPENED,
-    "dispute_won": K.DISPUTE_WON,
+    "payment_pending": PaymentEventKind.PENDING,
+    "payment_approved": PaymentEventKind.AUTHORIZED,
+    "payment_captured": PaymentEventKind.SUCCEEDED,
+    "payment_declined": PaymentEventKind.FAILED,
+    "payment_refunded": PaymentEventKind.REFUNDED,
+    "payment_voided": PaymentEventKind.CANCELED,
+    "payment_canceled": PaymentEventKind.CANCELED,
+    "dispute_received": PaymentEventKind.DISPUTE_OPENED,
+    "dispute_evidence_required": PaymentEventKind.DISPUTE_OPENED,
+    "dispute_won": PaymentEventKind.DISPUTE_WON,
     # The issuer withdrew the dispute: the merchant keeps the funds, as when it is won.
-    "dispute_canceled": K.DISPUTE_WON,
-    "dispute_lost": K.DISPUTE_LOST,
+    "dispute_canceled": PaymentEventKind.DISPUTE_WON,
+    "dispute_lost": PaymentEventKind.DISPUTE_LOST,
     # Accepted by the merchant, or not answered in time: the cardholder keeps the funds.
-    "dispute_accepted": K.DISPUTE_LOST,
-    "dispute_expired": K.DISPUTE_LOST,
+    "dispute_accepted": PaymentEventKind.DISPUTE_LOST,
+    "dispute_expired": PaymentEventKind.DISPUTE_LOST,
 }
-_DISPUTE_KINDS = {K.DISPUTE_OPENED, K.DISPUTE_WON, K.DISPUTE_LOST}
+_DISPUTE_KINDS = {
+    PaymentEventKind.DISPUTE_OPENED,
+    PaymentEventKind.DISPUTE_WON,
+    PaymentEventKind.DISPUTE_LOST,
+}

@@ -13,10 +13,9 @@ import json
 from typing import Any, ClassVar
 
 from payhook.core.model import StoredWebhook, VerifiedEvent, WebhookRequest
-from payhook.core.payment import PaymentEvent
-from payhook.core.payment import PaymentEventKind as K
+from payhook.core.payment import PaymentEvent, PaymentEventKind
 from payhook.errors import PayloadError
-from payhook.providers.base import dig, iso_timestamp, parse_json_object
+from payhook.providers.base import EventsApiOptions, dig, iso_timestamp, parse_json_object
 from payhook.providers.hmac import HmacProvider, HmacScheme, Signed
 
 SCHEME = HmacScheme(header="Webhook-Signature")
@@ -27,27 +26,28 @@ SCHEME = HmacScheme(header="Webhook-Signature")
 _CANONICAL_JSON = json.JSONEncoder(separators=(",", ":"))
 
 _PAYMENT_KINDS = {
-    "payments.created": K.PENDING,
-    "payments.customer_approval_granted": K.PENDING,
-    "payments.submitted": K.PENDING,
-    "payments.resubmission_requested": K.PENDING,
-    "payments.confirmed": K.SUCCEEDED,
-    "payments.paid_out": K.SUCCEEDED,
-    "payments.failed": K.FAILED,
-    "payments.customer_approval_denied": K.FAILED,
-    "payments.cancelled": K.CANCELED,
+    "payments.created": PaymentEventKind.PENDING,
+    "payments.customer_approval_granted": PaymentEventKind.PENDING,
+    "payments.submitted": PaymentEventKind.PENDING,
+    "payments.resubmission_requested": PaymentEventKind.PENDING,
+    "payments.confirmed": PaymentEventKind.SUCCEEDED,
+    "payments.paid_out": PaymentEventKind.SUCCEEDED,
+    "payments.failed": PaymentEventKind.FAILED,
+    "payments.customer_approval_denied": PaymentEventKind.FAILED,
+    "payments.cancelled": PaymentEventKind.CANCELED,
     # A Direct Debit chargeback is opened by charged_back and closed either way later:
     # chargeback_cancelled (the payer's bank withdrew it, the merchant keeps the money) or
     # chargeback_settled (it was deducted from a payout). GoCardless has no chargeback id, so
     # the payment id is the dispute id and the closing event settles the one opened dispute.
-    "payments.charged_back": K.DISPUTE_OPENED,
-    "payments.chargeback_cancelled": K.DISPUTE_WON,
-    "payments.chargeback_settled": K.DISPUTE_LOST,
+    "payments.charged_back": PaymentEventKind.DISPUTE_OPENED,
+    "payments.chargeback_cancelled": PaymentEventKind.DISPUTE_WON,
+    "payments.chargeback_settled": PaymentEventKind.DISPUTE_LOST,
 }
 _REFUND_TYPES = {"refunds.created", "refunds.paid", "refunds.refund_settled"}
 
 
 class GoCardlessProvider(HmacProvider):
+    Options = EventsApiOptions
     type_name = "gocardless"
     scheme = SCHEME
     rejection_status: ClassVar[int] = 498
@@ -105,10 +105,14 @@ class GoCardlessProvider(HmacProvider):
             payment_id = dig(event, "links", "payment")
             if not isinstance(payment_id, str) or not payment_id:
                 raise PayloadError("GoCardless payment event has no links.payment")
-            if kind in (K.DISPUTE_OPENED, K.DISPUTE_WON, K.DISPUTE_LOST):
+            if kind in (
+                PaymentEventKind.DISPUTE_OPENED,
+                PaymentEventKind.DISPUTE_WON,
+                PaymentEventKind.DISPUTE_LOST,
+            ):
                 fields["dispute_id"] = payment_id
         elif webhook.event_type in _REFUND_TYPES:
-            kind = K.REFUNDED
+            kind = PaymentEventKind.REFUNDED
             payment_id = dig(event, "links", "payment")
             refund_id = dig(event, "links", "refund")
             # A refund event that names no payment cannot be attributed to a ledger row.

@@ -19,8 +19,7 @@ from typing import Any
 
 from payhook.core.model import StoredWebhook, VerifiedEvent, WebhookRequest, body_digest
 from payhook.core.money import minor_amount, normalize_currency
-from payhook.core.payment import PaymentEvent
-from payhook.core.payment import PaymentEventKind as K
+from payhook.core.payment import PaymentEvent, PaymentEventKind
 from payhook.errors import PayloadError
 from payhook.providers.base import dig, iso_timestamp, parse_json_object, require_str
 from payhook.providers.hmac import HmacProvider, HmacScheme, Signed
@@ -71,12 +70,12 @@ class LemonSqueezyProvider(HmacProvider):
                 return []
             fields["amount"] = total
         elif webhook.event_type == "order_refunded":
-            kind = K.REFUNDED
+            kind = PaymentEventKind.REFUNDED
             fields["refunded_total"] = _refunded_total(attributes, total)
             # Only a paid order can be refunded, so its total was captured.
             fields["captured_hint"] = total
         else:
-            kind = K.SUCCEEDED
+            kind = PaymentEventKind.SUCCEEDED
             fields["amount"] = total
         return [
             PaymentEvent.of(
@@ -89,7 +88,11 @@ class LemonSqueezyProvider(HmacProvider):
         ]
 
 
-_ORDER_STATUS = {"paid": K.SUCCEEDED, "pending": K.PENDING, "failed": K.FAILED}
+_ORDER_STATUS = {
+    "paid": PaymentEventKind.SUCCEEDED,
+    "pending": PaymentEventKind.PENDING,
+    "failed": PaymentEventKind.FAILED,
+}
 # Event name -> the JSON:API resource type its data must be.
 _RESOURCE = {
     "order_created": "orders",

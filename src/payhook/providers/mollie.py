@@ -26,8 +26,7 @@ from msgspec import Meta
 from payhook.core.clock import Clock, system_clock
 from payhook.core.model import StoredWebhook, VerifiedEvent, WebhookRequest
 from payhook.core.money import major_to_minor, normalize_currency
-from payhook.core.payment import PaymentEvent
-from payhook.core.payment import PaymentEventKind as K
+from payhook.core.payment import PaymentEvent, PaymentEventKind
 from payhook.errors import VerificationError
 from payhook.options import convert
 from payhook.providers.base import (
@@ -50,12 +49,12 @@ _CLASSIC_BODY_MAX_BYTES = 3 * len("id") + len("=") + 3 * (5 + 1 + 64)
 _CLASSIC_TYPES = {"tr": "payment", "ord": "order", "sub": "subscription", "re": "refund"}
 
 _PAYMENT_KINDS = {
-    "payment.pending": K.PENDING,
-    "payment.authorized": K.AUTHORIZED,
-    "payment.paid": K.SUCCEEDED,
-    "payment.failed": K.FAILED,
-    "payment.canceled": K.CANCELED,
-    "payment.expired": K.CANCELED,
+    "payment.pending": PaymentEventKind.PENDING,
+    "payment.authorized": PaymentEventKind.AUTHORIZED,
+    "payment.paid": PaymentEventKind.SUCCEEDED,
+    "payment.failed": PaymentEventKind.FAILED,
+    "payment.canceled": PaymentEventKind.CANCELED,
+    "payment.expired": PaymentEventKind.CANCELED,
 }
 # Only refund.refunded moves money for good: queued, pending and processing refunds can still be
 # canceled or fail, and the ledger has no way to take a counted refund back.
@@ -147,7 +146,7 @@ class MollieProvider(HmacProvider):
         elif webhook.event_type in _REFUND_TYPES:
             if entity is None:
                 return []  # a simple payload names the refund, not the payment it belongs to
-            kind = K.REFUNDED
+            kind = PaymentEventKind.REFUNDED
             payment_id = require_str(entity, "paymentId", "_embedded.entity")
             fields["refund_id"] = require_str(entity, "id", "_embedded.entity")
         else:

@@ -14,10 +14,15 @@ from typing import Any, ClassVar
 
 from payhook.core.model import StoredWebhook, VerifiedEvent, WebhookRequest
 from payhook.core.money import minor_amount, normalize_currency
-from payhook.core.payment import PaymentEvent
-from payhook.core.payment import PaymentEventKind as K
+from payhook.core.payment import PaymentEvent, PaymentEventKind
 from payhook.errors import PayloadError
-from payhook.providers.base import dig, iso_timestamp, parse_json_object, require_str
+from payhook.providers.base import (
+    EventsApiOptions,
+    dig,
+    iso_timestamp,
+    parse_json_object,
+    require_str,
+)
 from payhook.providers.hmac import HmacProvider, HmacScheme, Pairs, Signed
 
 SCHEME = HmacScheme(
@@ -28,6 +33,7 @@ SCHEME = HmacScheme(
 
 
 class PaddleProvider(HmacProvider):
+    Options = EventsApiOptions
     type_name = "paddle"
     scheme = SCHEME
     default_tolerance_seconds: ClassVar[int] = 5
@@ -70,7 +76,7 @@ class PaddleProvider(HmacProvider):
             payment_id = require_str(data, "transaction_id", "data")
             total = dig(data, "totals", "total")
             currency = data.get("currency_code") or dig(data, "totals", "currency_code")
-            if kind is K.REFUNDED:
+            if kind is PaymentEventKind.REFUNDED:
                 fields["refund_id"] = require_str(data, "id", "data")
             else:
                 fields["dispute_id"] = payment_id
@@ -89,18 +95,18 @@ class PaddleProvider(HmacProvider):
 
 
 _TRANSACTION_KINDS = {
-    "transaction.created": K.PENDING,
-    "transaction.ready": K.PENDING,
-    "transaction.billed": K.PENDING,
-    "transaction.paid": K.SUCCEEDED,
-    "transaction.completed": K.SUCCEEDED,
-    "transaction.payment_failed": K.FAILED,
-    "transaction.canceled": K.CANCELED,
+    "transaction.created": PaymentEventKind.PENDING,
+    "transaction.ready": PaymentEventKind.PENDING,
+    "transaction.billed": PaymentEventKind.PENDING,
+    "transaction.paid": PaymentEventKind.SUCCEEDED,
+    "transaction.completed": PaymentEventKind.SUCCEEDED,
+    "transaction.payment_failed": PaymentEventKind.FAILED,
+    "transaction.canceled": PaymentEventKind.CANCELED,
 }
 # A chargeback and its reversal are separate adjustments that only share the transaction, so
 # the transaction id is the dispute id: the reversal then closes the dispute the chargeback opened.
 _ADJUSTMENT_KINDS = {
-    "refund": K.REFUNDED,
-    "chargeback": K.DISPUTE_OPENED,
-    "chargeback_reverse": K.DISPUTE_WON,
+    "refund": PaymentEventKind.REFUNDED,
+    "chargeback": PaymentEventKind.DISPUTE_OPENED,
+    "chargeback_reverse": PaymentEventKind.DISPUTE_WON,
 }

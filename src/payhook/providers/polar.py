@@ -20,8 +20,7 @@ from typing import Any
 
 from payhook.core.model import StoredWebhook, VerifiedEvent, WebhookRequest
 from payhook.core.money import minor_amount, normalize_currency
-from payhook.core.payment import PaymentEvent
-from payhook.core.payment import PaymentEventKind as K
+from payhook.core.payment import PaymentEvent, PaymentEventKind
 from payhook.errors import PayloadError
 from payhook.providers.base import iso_timestamp, parse_json_object, require_str
 from payhook.providers.hmac import Signed, utf8_key
@@ -58,10 +57,10 @@ class PolarProvider(StandardWebhooksProvider):
             raise PayloadError("Polar event has no data object")
         fields: dict[str, Any] = {}
         if webhook.event_type == "order.paid":
-            kind, payment_id = K.SUCCEEDED, require_str(data, "id", "data")
+            kind, payment_id = PaymentEventKind.SUCCEEDED, require_str(data, "id", "data")
             fields["amount"] = _amount(data, "total_amount")
         elif webhook.event_type == "order.refunded":
-            kind, payment_id = K.REFUNDED, require_str(data, "id", "data")
+            kind, payment_id = PaymentEventKind.REFUNDED, require_str(data, "id", "data")
             fields["refunded_total"] = _amount(data, "refunded_amount") + _amount(
                 data, "refunded_tax_amount", 0
             )
@@ -70,7 +69,7 @@ class PolarProvider(StandardWebhooksProvider):
         else:
             if data.get("status") != "succeeded":
                 return []  # pending, failed or canceled refunds have not returned any money
-            kind, payment_id = K.REFUNDED, require_str(data, "order_id", "data")
+            kind, payment_id = PaymentEventKind.REFUNDED, require_str(data, "order_id", "data")
             fields["refund_id"] = require_str(data, "id", "data")
             fields["amount"] = _amount(data, "amount") + _amount(data, "tax_amount", 0)
         return [

@@ -17,8 +17,7 @@ from typing import Any
 
 from payhook.core.model import StoredWebhook, VerifiedEvent, WebhookRequest, body_digest
 from payhook.core.money import minor_amount, normalize_currency
-from payhook.core.payment import PaymentEvent
-from payhook.core.payment import PaymentEventKind as K
+from payhook.core.payment import PaymentEvent, PaymentEventKind
 from payhook.errors import PayloadError
 from payhook.providers.base import dig, parse_json_object, require_str, unix_time
 from payhook.providers.hmac import HmacProvider, HmacScheme, Signed
@@ -67,7 +66,7 @@ class RazorpayProvider(HmacProvider):
         event = parse_json_object(webhook.payload)
         payment = dig(event, "payload", "payment", "entity")
         fields: dict[str, Any] = {}
-        if kind is K.REFUNDED:
+        if kind is PaymentEventKind.REFUNDED:
             source = _entity(event, "refund")
             payment_id = require_str(source, "payment_id", "payload.refund.entity")
             fields["refund_id"] = require_str(source, "id", "payload.refund.entity")
@@ -101,15 +100,19 @@ class RazorpayProvider(HmacProvider):
 
 
 _KINDS = {
-    "payment.authorized": K.AUTHORIZED,
-    "payment.captured": K.SUCCEEDED,
-    "payment.failed": K.FAILED,
-    "refund.processed": K.REFUNDED,
-    "payment.dispute.created": K.DISPUTE_OPENED,
-    "payment.dispute.won": K.DISPUTE_WON,
-    "payment.dispute.lost": K.DISPUTE_LOST,
+    "payment.authorized": PaymentEventKind.AUTHORIZED,
+    "payment.captured": PaymentEventKind.SUCCEEDED,
+    "payment.failed": PaymentEventKind.FAILED,
+    "refund.processed": PaymentEventKind.REFUNDED,
+    "payment.dispute.created": PaymentEventKind.DISPUTE_OPENED,
+    "payment.dispute.won": PaymentEventKind.DISPUTE_WON,
+    "payment.dispute.lost": PaymentEventKind.DISPUTE_LOST,
 }
-_DISPUTE_KINDS = {K.DISPUTE_OPENED, K.DISPUTE_WON, K.DISPUTE_LOST}
+_DISPUTE_KINDS = {
+    PaymentEventKind.DISPUTE_OPENED,
+    PaymentEventKind.DISPUTE_WON,
+    PaymentEventKind.DISPUTE_LOST,
+}
 
 
 def _entity(event: dict[str, Any], name: str) -> dict[str, Any]:

@@ -42,17 +42,17 @@ class SampleError(PayhookError):
 
 
 @cache
-def _template(provider_type: str, event_type: str, suffix: str = ".json") -> str:
-    path = resources.files("payhook") / "samples" / provider_type / f"{event_type}{suffix}"
+def _template(type_name: str, event_type: str, suffix: str = ".json") -> str:
+    path = resources.files("payhook") / "samples" / type_name / f"{event_type}{suffix}"
     try:
         return path.read_text(encoding="utf-8")
     except (FileNotFoundError, IsADirectoryError):
-        raise SampleError(f"no {provider_type} sample for {event_type!r}") from None
+        raise SampleError(f"no {type_name} sample for {event_type!r}") from None
 
 
-def sample_types(provider_type: str, suffix: str = ".json") -> list[str]:
+def sample_types(type_name: str, suffix: str = ".json") -> list[str]:
     """The event types with a sample, sorted."""
-    folder = resources.files("payhook") / "samples" / provider_type
+    folder = resources.files("payhook") / "samples" / type_name
     if not folder.is_dir():
         return []
     names = (entry.name for entry in folder.iterdir())
@@ -85,9 +85,9 @@ def _values(where: str, now: float | None, values: dict[str, Any]) -> _Value:
     return value
 
 
-def sample(provider_type: str, event_type: str, now: float | None = None, **values: Any) -> Any:
+def sample(type_name: str, event_type: str, now: float | None = None, **values: Any) -> Any:
     """The sample as a JSON value: as recorded, or fresh at ``now`` (see the module docstring)."""
-    value = _values(f"{provider_type}/{event_type}", now, values)
+    value = _values(f"{type_name}/{event_type}", now, values)
 
     def fill(node: Any) -> Any:
         if isinstance(node, dict):
@@ -101,24 +101,22 @@ def sample(provider_type: str, event_type: str, now: float | None = None, **valu
             return value(*whole.groups())
         return _PLACEHOLDER.sub(lambda m: str(value(*m.groups())), node)
 
-    return fill(json.loads(_template(provider_type, event_type)))
+    return fill(json.loads(_template(type_name, event_type)))
 
 
 def sample_text(
-    provider_type: str, event_type: str, now: float | None = None, *, suffix: str, **values: Any
+    type_name: str, event_type: str, now: float | None = None, *, suffix: str, **values: Any
 ) -> str:
     """A text sample (``<event type><suffix>``) with every placeholder spliced in as text; the
     caller escapes what its format needs (no generated value needs escaping)."""
-    value = _values(f"{provider_type}/{event_type}{suffix}", now, values)
-    text = _template(provider_type, event_type, suffix)
+    value = _values(f"{type_name}/{event_type}{suffix}", now, values)
+    text = _template(type_name, event_type, suffix)
     return _PLACEHOLDER.sub(lambda m: str(value(*m.groups())), text)
 
 
-def sample_bytes(
-    provider_type: str, event_type: str, now: float | None = None, **values: Any
-) -> bytes:
+def sample_bytes(type_name: str, event_type: str, now: float | None = None, **values: Any) -> bytes:
     """The sample as compact JSON bytes, as a provider sends it."""
-    data = sample(provider_type, event_type, now, **values)
+    data = sample(type_name, event_type, now, **values)
     return json.dumps(data, separators=(",", ":")).encode()
 
 

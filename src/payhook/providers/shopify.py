@@ -21,21 +21,24 @@ from typing import Any
 from payhook.core.model import StoredWebhook, VerifiedEvent, WebhookRequest, body_digest
 from payhook.core.money import major_to_minor, normalize_currency
 from payhook.core.payment import PaymentEvent, PaymentEventKind
-from payhook.core.payment import PaymentEventKind as K
 from payhook.errors import PayloadError
 from payhook.providers.base import iso_timestamp, parse_json_object
 from payhook.providers.hmac import HmacEngine, HmacProvider, HmacScheme, Signed
 
 SCHEME = HmacScheme(header="X-Shopify-Hmac-SHA256", encoding="base64")
 
-_CREATED_KINDS = {"pending": K.PENDING, "authorized": K.AUTHORIZED, "paid": K.SUCCEEDED}
+_CREATED_KINDS = {
+    "pending": PaymentEventKind.PENDING,
+    "authorized": PaymentEventKind.AUTHORIZED,
+    "paid": PaymentEventKind.SUCCEEDED,
+}
 _PAID_STATUSES = {"paid", "partially_refunded", "refunded"}
 _DISPUTE_KINDS = {
-    "needs_response": K.DISPUTE_OPENED,
-    "under_review": K.DISPUTE_OPENED,
-    "won": K.DISPUTE_WON,
-    "lost": K.DISPUTE_LOST,
-    "accepted": K.DISPUTE_LOST,  # the merchant accepted the chargeback
+    "needs_response": PaymentEventKind.DISPUTE_OPENED,
+    "under_review": PaymentEventKind.DISPUTE_OPENED,
+    "won": PaymentEventKind.DISPUTE_WON,
+    "lost": PaymentEventKind.DISPUTE_LOST,
+    "accepted": PaymentEventKind.DISPUTE_LOST,  # the merchant accepted the chargeback
 }
 
 
@@ -85,7 +88,7 @@ class ShopifyProvider(HmacProvider):
                 fields["currency"] = normalize_currency(body.get("currency"))
                 fields["amount"] = major_to_minor(body["total_price"], fields["currency"])
         elif topic == "refunds/create":
-            kind = K.REFUNDED
+            kind = PaymentEventKind.REFUNDED
             payment_id = _object_id(body, "order_id")
             fields["refund_id"] = _object_id(body, "id")
             refunded = _refunded(body)
@@ -135,9 +138,9 @@ def _order_kind(topic: str, order: dict[str, Any]) -> PaymentEventKind | None:
     if topic == "orders/create":
         return _CREATED_KINDS.get(str(status))
     if topic == "orders/paid":
-        return K.SUCCEEDED if status in _PAID_STATUSES else None
+        return PaymentEventKind.SUCCEEDED if status in _PAID_STATUSES else None
     if topic == "orders/cancelled":
-        return K.CANCELED if order.get("cancelled_at") else None
+        return PaymentEventKind.CANCELED if order.get("cancelled_at") else None
     return None
 
 

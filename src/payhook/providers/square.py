@@ -16,10 +16,9 @@ from msgspec import Meta
 from payhook.core.model import StoredWebhook, VerifiedEvent, WebhookRequest
 from payhook.core.money import minor_amount, normalize_currency
 from payhook.core.payment import PaymentEvent, PaymentEventKind
-from payhook.core.payment import PaymentEventKind as K
 from payhook.errors import ConfigError, PayloadError, VerificationError
 from payhook.providers.base import (
-    ProviderOptions,
+    EventsApiOptions,
     dig,
     iso_timestamp,
     parse_json_object,
@@ -30,7 +29,7 @@ from payhook.providers.hmac import HmacProvider, HmacScheme, Signed
 SCHEME = HmacScheme(header="x-square-hmacsha256-signature", signed="{url}{body}", encoding="base64")
 
 
-class SquareOptions(ProviderOptions, frozen=True):
+class SquareOptions(EventsApiOptions, frozen=True):
     #: The subscription's notification URL, exactly as registered: Square signs it.
     notification_url: Annotated[str, Meta(min_length=1)]
 
@@ -97,14 +96,18 @@ class SquareProvider(HmacProvider):
 
 
 _PAYMENT_STATUS = {
-    "PENDING": K.PENDING,
-    "APPROVED": K.AUTHORIZED,
-    "COMPLETED": K.SUCCEEDED,
-    "FAILED": K.FAILED,
-    "CANCELED": K.CANCELED,
+    "PENDING": PaymentEventKind.PENDING,
+    "APPROVED": PaymentEventKind.AUTHORIZED,
+    "COMPLETED": PaymentEventKind.SUCCEEDED,
+    "FAILED": PaymentEventKind.FAILED,
+    "CANCELED": PaymentEventKind.CANCELED,
 }
 # ACCEPTED: the seller accepted the dispute, so the money went to the cardholder.
-_DISPUTE_OUTCOMES = {"WON": K.DISPUTE_WON, "LOST": K.DISPUTE_LOST, "ACCEPTED": K.DISPUTE_LOST}
+_DISPUTE_OUTCOMES = {
+    "WON": PaymentEventKind.DISPUTE_WON,
+    "LOST": PaymentEventKind.DISPUTE_LOST,
+    "ACCEPTED": PaymentEventKind.DISPUTE_LOST,
+}
 
 _Mapped = tuple[PaymentEventKind, object, object, dict[str, Any]]
 
@@ -126,13 +129,18 @@ def _map(event_type: str, obj: dict[str, Any]) -> _Mapped | None:
             return None
         refund_id = require_str(refund, "id", "data.object.refund")
         extra = {"refund_id": refund_id}
-        return K.REFUNDED, refund.get("payment_id"), refund.get("amount_money"), extra
+        return (
+            PaymentEventKind.REFUNDED,
+            refund.get("payment_id"),
+            refund.get("amount_money"),
+            extra,
+        )
     if event_type.startswith("dispute."):
         dispute = obj.get("dispute")
         if not isinstance(dispute, dict):
             raise PayloadError("Square dispute event has no data.object.dispute")
         if event_type == "dispute.created":
-            kind = K.DISPUTE_OPENED
+            kind = PaymentEventKind.DISPUTE_OPENED
         elif event_type in ("dispute.state.updated", "dispute.state.changed"):
             outcome = _DISPUTE_OUTCOMES.get(str(dispute.get("state")))
             if outcome is None:

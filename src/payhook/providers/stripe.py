@@ -12,9 +12,8 @@ from typing import Any
 from payhook.core.model import StoredWebhook, VerifiedEvent, WebhookRequest
 from payhook.core.money import minor_amount, normalize_currency
 from payhook.core.payment import PaymentEvent, PaymentEventKind
-from payhook.core.payment import PaymentEventKind as K
 from payhook.errors import PayloadError
-from payhook.providers.base import parse_json_object, require_str, unix_time
+from payhook.providers.base import EventsApiOptions, parse_json_object, require_str, unix_time
 from payhook.providers.hmac import HmacProvider, HmacScheme, Pairs, Signed
 from payhook.providers.samples import sample, sample_types
 
@@ -26,6 +25,7 @@ SCHEME = HmacScheme(
 
 
 class StripeProvider(HmacProvider):
+    Options = EventsApiOptions
     type_name = "stripe"
     scheme = SCHEME
     sample_event_types = (
@@ -68,7 +68,7 @@ class StripeProvider(HmacProvider):
             fields["amount"] = minor_amount(amount) if amount is not None else None
         elif obj_type == "charge":
             payment_id = obj.get("payment_intent") or require_str(obj, "id", "data.object")
-            if kind is K.REFUNDED:
+            if kind is PaymentEventKind.REFUNDED:
                 fields["refunded_total"] = minor_amount(obj.get("amount_refunded", 0))
                 if obj.get("amount_captured") is not None:
                     fields["captured_hint"] = minor_amount(obj["amount_captured"])
@@ -98,37 +98,43 @@ class StripeProvider(HmacProvider):
 
 
 _INTENT_KINDS = {
-    "payment_intent.created": K.PENDING,
-    "payment_intent.processing": K.PENDING,
-    "payment_intent.requires_action": K.REQUIRES_ACTION,
-    "payment_intent.amount_capturable_updated": K.AUTHORIZED,
-    "payment_intent.succeeded": K.SUCCEEDED,
-    "payment_intent.payment_failed": K.FAILED,
-    "payment_intent.canceled": K.CANCELED,
+    "payment_intent.created": PaymentEventKind.PENDING,
+    "payment_intent.processing": PaymentEventKind.PENDING,
+    "payment_intent.requires_action": PaymentEventKind.REQUIRES_ACTION,
+    "payment_intent.amount_capturable_updated": PaymentEventKind.AUTHORIZED,
+    "payment_intent.succeeded": PaymentEventKind.SUCCEEDED,
+    "payment_intent.payment_failed": PaymentEventKind.FAILED,
+    "payment_intent.canceled": PaymentEventKind.CANCELED,
 }
 
 
-_DISPUTE_OUTCOMES = {"won": K.DISPUTE_WON, "warning_closed": K.DISPUTE_WON, "lost": K.DISPUTE_LOST}
+_DISPUTE_OUTCOMES = {
+    "won": PaymentEventKind.DISPUTE_WON,
+    "warning_closed": PaymentEventKind.DISPUTE_WON,
+    "lost": PaymentEventKind.DISPUTE_LOST,
+}
 
 
 def _kind(event_type: str, obj: dict[str, Any]) -> PaymentEventKind | None:
     if event_type in _INTENT_KINDS:
         return _INTENT_KINDS[event_type]
     if event_type == "charge.succeeded":
-        return K.SUCCEEDED if obj.get("captured", True) else K.AUTHORIZED
+        return (
+            PaymentEventKind.SUCCEEDED if obj.get("captured", True) else PaymentEventKind.AUTHORIZED
+        )
     if event_type == "charge.captured":
-        return K.SUCCEEDED
+        return PaymentEventKind.SUCCEEDED
     if event_type == "charge.failed":
-        return K.FAILED
+        return PaymentEventKind.FAILED
     if event_type == "charge.refunded":
         # An uncaptured charge "refunded" is a released authorization, not money returned.
-        return K.REFUNDED if obj.get("captured", True) else K.CANCELED
+        return PaymentEventKind.REFUNDED if obj.get("captured", True) else PaymentEventKind.CANCELED
     if event_type in ("refund.created", "refund.updated", "charge.refund.updated"):
         # Only a settled refund counts: the ledger never un-counts one that later fails, and
         # the refund.updated that reports success carries the same refund id.
-        return K.REFUNDED if obj.get("status") == "succeeded" else None
+        return PaymentEventKind.REFUNDED if obj.get("status") == "succeeded" else None
     if event_type == "charge.dispute.created":
-        return K.DISPUTE_OPENED
+        return PaymentEventKind.DISPUTE_OPENED
     if event_type == "charge.dispute.closed":
         return _DISPUTE_OUTCOMES.get(str(obj.get("status")))
     return None

@@ -1,31 +1,42 @@
-"""The embedded runtime: the group-commit writer, processing workers, the audit worker and
-WAL checkpoints over SQLite. It wires threads; what each one does is in the service layer
-(``BatchWorker``, ``service.audit.run_drain``) and the SQLite backend."""
+"""The embedded runtime: the group-commit writer, processing workers, the audit worker, WAL
+checkpoints and retention over SQLite, and the figures health and metrics are judged on. It
+wires threads; what each one does is in the service layer (``BatchWorker``,
+``service.audit.run_drain``) and the SQLite backend. A background thread that dies is logged
+and started again by the supervisor; until then health says fail."""
 
 from __future__ import annotations
 
-import fcntl
 import functools
 import logging
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO
 
 from payhook.backends.sqlite import GroupCommitWriter, SqliteQueue, SqliteStore, connect, initialize
 from payhook.backends.sqlite.audit import embedded_chain_key
 from payhook.backends.sqlite.changes import SqliteChangeFeed
+from payhook.backends.sqlite.reader import Backlog, SqliteReader
+from payhook.backends.sqlite.retention import purge_payloads
 from payhook.backends.sqlite.schema import checkpoint, exposed
 from payhook.config import Settings
 from payhook.core.clock import Clock, system_clock
-from payhook.errors import StorageUnavailableError
 from payhook.providers import Provider, build_providers
 from payhook.runtimes.forwarder import OutboxForwarder
+from payhook.runtimes.lock import ProcessLock
+from payhook.runtimes.metrics import Metrics, StoredState
+from payhook.runtimes.reconcile import Reconciler
 from payhook.service.audit import run_drain
+from payhook.service.batch import BatchWorker
+from payhook.service.health import Figures
 from payhook.service.ingest import Ingest
-from payhook.service.process import BatchWorker
 
 log = logging.getLogger("payhook.embedded")
+
+#: How often the supervisor looks for dead threads, and retention for payloads to purge.
+SUPERVISE_SECONDS = 1.0
+RETENTION_INTERVAL_SECONDS = 3600.0
+RETENTION_FIRST_SECONDS = 10.0  # after start-up, so that start-up is not slowed
 
 
 class EmbeddedRuntime:
@@ -55,9 +66,30 @@ class EmbeddedRuntime:
             if settings.outbox.forward_url
             else None
         )
+        self.metrics = Metrics(StoredState(self.backlog, clock))
+        # Reconciliation from the providers' events APIs ([reconcile]): each event found only
+        # there raises payhook_missed_events_total{provider} (and logs a warning).
+        self.reconciler = (
+            Reconciler(
+                settings,
+                self.writer,
+                lambda provider, _: self.metrics.missed_events.labels(provider=provider).inc(),
+                clock=clock,
+                providers=self.providers,
+            )
+            if settings.reconcile.enabled
+            else None
+        )
         self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._lock_file: IO[str] | None = None
+        #: Background threads by name, with what each runs (the supervisor restarts them).
+        self._threads: dict[str, tuple[Callable[[], None], threading.Thread]] = {}
+        self._supervisor: threading.Thread | None = None
+        self.restarts = 0
+        #: How often the supervisor looks for dead threads; retention's first and next runs.
+        self.supervise_seconds = SUPERVISE_SECONDS
+        self.retention_first_seconds = RETENTION_FIRST_SECONDS
+        self.retention_interval_seconds = RETENTION_INTERVAL_SECONDS
+        self._lock: ProcessLock | None = None
         self._workers: list[BatchWorker] = []
 
     @property
@@ -69,10 +101,48 @@ class EmbeddedRuntime:
     def failures(self) -> int:
         return sum(worker.failures for worker in self._workers)
 
+    def backlog(self) -> Backlog:
+        reader = SqliteReader(self.path)
+        try:
+            return reader.backlog(self.settings.outbox.max_attempts)
+        finally:
+            reader.close()
+
+    def figures(self) -> Figures:
+        """What health is judged on, measured now (reads the database: not on the event loop)."""
+        error = self.writer.failing
+        if not self.writer.alive:
+            error = "the writer is not running"
+        elif not os.access(self.path, os.W_OK):
+            error = f"{self.path} is not writable"
+        try:
+            backlog = self.backlog()
+        except Exception as exc:  # an unreadable database is a failed check, not a 500
+            error = error or f"cannot read the database: {type(exc).__name__}"
+            backlog = Backlog(0, None, 0, 0)
+        now = self.clock()
+        oldest = backlog.oldest_enqueued_at
+        return Figures(
+            now=now,
+            storage_writable=error is None,
+            storage_error=error,
+            workers_expected=len(self._threads),
+            workers_alive=sum(t.is_alive() for _, t in self._threads.values()),
+            worker_restarts=self.restarts,
+            queue_depth=backlog.queue_depth,
+            oldest_queued_age_seconds=max(0.0, now - oldest) if oldest is not None else 0.0,
+            dead_letters=backlog.dead_letters,
+            outbox_failed=backlog.outbox_failed,
+            processed=self.processed,
+            processing_failures=self.failures,
+            max_backlog_age_seconds=self.settings.alerts.max_backlog_age_seconds,
+        )
+
     # lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._acquire_lock()  # first: a second serve must change nothing, migrations included
+        # First: a second serve must change nothing, migrations included.
+        self._lock = ProcessLock.acquire(Path(f"{self.path}.lock"), str(self.path))
         initialize(self.path)
         for path in exposed(self.path):
             log.warning(
@@ -89,8 +159,16 @@ class EmbeddedRuntime:
             self._spawn(self._process_loop, f"payhook-worker-{index}")
         self._spawn(self._audit_loop, "payhook-audit")
         self._spawn(self._checkpoint_loop, "payhook-checkpoint")
+        if self.settings.storage.retention_days:
+            self._spawn(self._retention_loop, "payhook-retention")
         if self.forwarder is not None:
             self._spawn(functools.partial(self.forwarder.run, self._stop), "payhook-forwarder")
+        if self.reconciler is not None:
+            self._spawn(functools.partial(self.reconciler.run, self._stop), "payhook-reconcile")
+        self._supervisor = threading.Thread(
+            target=self._supervise, name="payhook-supervisor", daemon=True
+        )
+        self._supervisor.start()
 
     def stop(self) -> None:
         """Let workers finish their current message, commit pending writes, stop.
@@ -99,43 +177,47 @@ class EmbeddedRuntime:
         runs; the writer stops last because the workers' final commits go through it.
         """
         self._stop.set()
-        for thread in self._threads:
+        if self._supervisor is not None:
+            self._supervisor.join()
+            self._supervisor = None
+        for _, thread in self._threads.values():
             thread.join()
         self._threads.clear()
         self.writer.stop()
         if self.forwarder is not None:
             self.forwarder.close()
-        self._release_lock()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
-    def _spawn(self, target: object, name: str) -> None:
-        thread = threading.Thread(target=target, name=name, daemon=True)  # type: ignore[arg-type]
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        def run() -> None:
+            try:
+                target()
+            except Exception:  # logged here, in the log's format; the supervisor restarts it
+                log.exception("background thread failed", extra={"background_thread": name})
+
+        thread = threading.Thread(target=run, name=name, daemon=True)
         thread.start()
-        self._threads.append(thread)
+        self._threads[name] = (target, thread)
 
-    def _acquire_lock(self) -> None:
-        lock_path = Path(f"{self.path}.lock")
-        if not lock_path.parent.exists():
-            lock_path.parent.mkdir(mode=0o700, parents=True)
-        # Opened without truncating (a second serve must leave the first one's pid alone) and
-        # private, like the database.
-        handle = os.fdopen(os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600), "r+")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.close()
-            raise StorageUnavailableError(
-                f"{self.path} is in use by another payhook process"
-            ) from None
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        self._lock_file = handle
+    def _supervise(self) -> None:
+        while not self._stop.wait(self.supervise_seconds):
+            self.restart_dead()
 
-    def _release_lock(self) -> None:
-        if self._lock_file is not None:
-            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
-            self._lock_file.close()
-            self._lock_file = None
+    def restart_dead(self) -> int:
+        """Start again every background thread that died (each loop catches what it expects;
+        one that dies met a bug or a failure it could not survive); how many were."""
+        restarted = 0
+        for name, (target, thread) in list(self._threads.items()):
+            if not thread.is_alive() and not self._stop.is_set():
+                log.error(
+                    "background thread died; restarting it", extra={"background_thread": name}
+                )
+                self._spawn(target, name)
+                restarted += 1
+        self.restarts += restarted
+        return restarted
 
     # workers ---------------------------------------------------------------------------
 
@@ -157,6 +239,8 @@ class EmbeddedRuntime:
             batch_size=settings.batch_size,
             visibility_timeout=settings.visibility_timeout_seconds,
             retry_base_seconds=settings.retry_base_seconds,
+            on_processed=self.metrics.processing_lag.observe,
+            on_failure=self.metrics.processing_failures.inc,
         )
         self._workers.append(worker)
         try:
@@ -172,6 +256,25 @@ class EmbeddedRuntime:
             run_drain(feed, self.audit_key, self._stop, poll_seconds=poll, clock=self.clock)
         finally:
             feed.close()
+
+    def _retention_loop(self) -> None:
+        """Purge the payloads of processed webhooks past ``storage.retention_days``, hourly."""
+        keep = self.settings.storage.retention_days * 86_400
+        wait = self.retention_first_seconds
+        while not self._stop.wait(wait):
+            wait = self.retention_interval_seconds
+            try:
+                report = purge_payloads(
+                    self.path, older_than=self.clock() - keep, writer=self.writer
+                )
+            except Exception:
+                log.exception("retention purge failed; retrying later")
+                continue
+            if report.webhooks:
+                log.info(
+                    "purged payloads past retention",
+                    extra={"webhooks": report.webhooks, "payload_bytes": report.payload_bytes},
+                )
 
     def _checkpoint_loop(self) -> None:
         # A checkpoint copies committed WAL frames into the database file without blocking

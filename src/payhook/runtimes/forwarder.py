@@ -179,6 +179,10 @@ class OutboxForwarder:
                 },
             )
             if attempt.gave_up:
+                log.warning(
+                    "outbound delivery gave up: `payhook outbox retry` sends it again",
+                    extra={"event_id": claimed.event_id, "attempts": attempt.attempts},
+                )
                 gave_up += 1
             else:
                 retrying += 1

@@ -1,9 +1,12 @@
-"""ASGI app: ``POST /webhook/{provider}`` (answers: ``payhook.service.ingest.STATUSES``)."""
+"""The providers' ASGI app: ``POST /webhook/{provider}`` (answers:
+``payhook.service.ingest.STATUSES``) and a bare ``/healthz``. Every answered delivery is
+counted, timed and logged in one line (``DeliveryLog``)."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 from urllib.parse import parse_qsl
@@ -19,7 +22,8 @@ from payhook.core.model import Stored, WebhookRequest
 from payhook.errors import PayhookError
 from payhook.runtimes.embedded import EmbeddedRuntime
 from payhook.server.openapi import openapi_document
-from payhook.service.ingest import METHOD_NOT_ALLOWED, Answer
+from payhook.service.health import MEDIA_TYPE
+from payhook.service.ingest import METHOD_NOT_ALLOWED, Answer, PreparedDelivery
 
 log = logging.getLogger("payhook.server")
 
@@ -78,6 +82,50 @@ def _webhook_request(scope: Scope, headers: dict[str, str], body: bytes) -> Webh
     )
 
 
+class DeliveryLog:
+    """What every answered delivery leaves behind: ``payhook_deliveries_total``, the
+    acknowledgment time, ``payhook_verification_failures_total`` with its bounded reason,
+    and one log line (provider, webhook id, event id, status, duplicate, milliseconds; never a
+    payload or a secret) unless ``logging.deliveries`` is off."""
+
+    def __init__(self, runtime: EmbeddedRuntime) -> None:
+        metrics = runtime.metrics
+        self.deliveries = metrics.deliveries
+        self.ack_seconds = metrics.ack_seconds
+        self.verification_failures = metrics.verification_failures
+        self.log_lines = runtime.settings.logging.deliveries
+        self.known = frozenset(runtime.providers)
+
+    def record(
+        self,
+        name: str,
+        answer: Answer,
+        prepared: PreparedDelivery | None,
+        stored: Sequence[Stored] | PayhookError | None,
+        seconds: float,
+    ) -> None:
+        # Label values stay bounded: a provider name that is not configured is "unknown".
+        provider = name if name in self.known else "unknown"
+        self.deliveries.labels(provider, str(answer.status)).inc()
+        self.ack_seconds.observe(seconds)
+        if answer.verification is not None:
+            self.verification_failures.labels(provider, answer.verification).inc()
+        if not self.log_lines:
+            return
+        extra: dict[str, Any] = {"provider": provider, "status": answer.status}
+        if prepared is not None and prepared.webhooks:
+            first = prepared.webhooks[0]
+            extra["webhook_id"], extra["event_id"] = first.webhook_id, first.event_id
+            if len(prepared.webhooks) > 1:
+                extra["events"] = len(prepared.webhooks)
+            if isinstance(stored, Sequence):
+                extra["duplicate"] = all(result is Stored.DUPLICATE for result in stored)
+        if answer.verification is not None:
+            extra["verification"] = answer.verification
+        extra["ms"] = round(seconds * 1000, 2)
+        log.info("delivery", extra=extra)
+
+
 class WebhookEndpoint:
     """``/webhook/{provider}`` on raw ASGI messages: every delivery passes here, and Starlette's
     Request and Response objects would cost about a fifth of the route's CPU. The flow and
@@ -87,6 +135,7 @@ class WebhookEndpoint:
     def __init__(self, runtime: EmbeddedRuntime) -> None:
         self.runtime = runtime
         self.ingest = runtime.ingest
+        self.log = DeliveryLog(runtime)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         name = scope["path_params"]["provider"]
@@ -120,18 +169,23 @@ class WebhookEndpoint:
         ingest = self.ingest
         provider = ingest.route(name)
         if isinstance(provider, Answer):
+            self.log.record(name, provider, None, None, 0.0)
             return provider
         headers = _headers(scope)
         try:
             body = await _read_body(receive, headers, ingest.body_limit(provider))
         except BodyTooLargeError:
-            return ingest.too_large(provider)
+            answer = ingest.too_large(provider)
+            self.log.record(name, answer, None, None, 0.0)
+            return answer
+        started = time.perf_counter()  # from the body's last byte
         delivery = _webhook_request(scope, headers, body)
         if provider.verify_blocks:
             prepared = await run_in_threadpool(ingest.prepare, name, delivery)
         else:  # microseconds of CPU: a thread hop would cost more than it saves
             prepared = ingest.prepare(name, delivery)
         if isinstance(prepared, Answer):
+            self.log.record(name, prepared, None, None, time.perf_counter() - started)
             return prepared
         try:
             stored: Sequence[Stored] | PayhookError = await self.runtime.writer.store_async(
@@ -139,7 +193,9 @@ class WebhookEndpoint:
             )
         except PayhookError as exc:
             stored = exc
-        return ingest.finish(prepared, stored)
+        answer = ingest.finish(prepared, stored)
+        self.log.record(name, answer, prepared, stored, time.perf_counter() - started)
+        return answer
 
 
 def create_app(
@@ -151,13 +207,14 @@ def create_app(
     """Build the app. With ``manage_runtime`` the app starts and stops the runtime."""
 
     async def health(request: Request) -> Response:
+        # Status only, for a load balancer: no provider names, no counters (the admin
+        # listener's /healthz has the checks). A warning still serves webhooks: pass.
+        figures = await run_in_threadpool(runtime.figures)
+        failing = not figures.storage_writable or figures.workers_alive < figures.workers_expected
         return JSONResponse(
-            {
-                "status": "ok",
-                "providers": sorted(runtime.providers),
-                "processed": runtime.processed,
-                "processingFailures": runtime.failures,
-            }
+            {"status": "fail" if failing else "pass"},
+            status_code=503 if failing else 200,
+            media_type=MEDIA_TYPE,
         )
 
     document = openapi_document(

@@ -1,40 +1,31 @@
 """Limits on what one HTTP client may cost the embedded server.
 
-uvicorn with httptools has no limit on the size of a request head, no deadline for a head or
-a body, and no cap on open connections. Measured before this module: one client streaming a
-64 MiB header raised every other delivery's latency from 8 ms to 30 s and memory by ~100 MiB;
-~1,000 idle sockets used up a 1,024 file-descriptor limit and every delivery was refused.
+uvicorn with httptools has no head size limit, no head or body deadline and no connection cap:
+one client streaming a 64 MiB header raised every delivery's latency from 8 ms to 30 s, and
+~1,000 idle sockets used up a 1,024 descriptor limit so that every delivery was refused.
 
 ``LimitedHttpToolsProtocol`` is uvicorn's own ``HttpToolsProtocol`` with a guard in front of
 its parser, so throughput stays uvicorn's and httptools' (the guard adds no timer to a request
 that arrives in one read, the usual case). It enforces:
 
-- **head size** (``max_header_bytes``): while a head is incomplete its bytes are kept here,
-  counted, and given to the parser only once the blank line that ends it has arrived. The
-  parser thus sees each head in one piece: httptools joins the pieces of a header value (and
-  uvicorn those of the URL) by concatenation, which is quadratic in the number of reads. Fed
-  one byte per read, a 64 KiB header cost httptools 110 ms, 16 KiB 11 ms; in one piece, 0.1 ms.
-  The size is known exactly before parsing: one byte over the limit is refused, with 431 and
-  the connection closed, and a head that never ends is refused as soon as its bytes pass the
-  limit (at most the limit plus one read is ever held). Only a pipelined head that begins in
-  the same read as the end of the previous request reaches the parser with that read; its
-  size is then checked from its parsed request line and fields when it completes.
+- **head size** (``max_header_bytes``): an incomplete head is kept here, counted, and given
+  to the parser in one piece once its blank line has arrived (httptools joins the pieces of a
+  header value by concatenation, quadratic in the number of reads: a 64 KiB header fed one byte
+  per read cost 110 ms, in one piece 0.1 ms). One byte over the limit is refused with 431 and
+  the connection closed, as soon as the bytes pass it. A pipelined head that begins in the
+  read that ends the previous request is checked from its parsed fields when it completes.
 - **head deadline** (``head_timeout_seconds``): from connecting, or from the first byte of the
   next request on a kept-alive connection, to the end of the head (slowloris).
 - **body deadline** (``body_timeout_seconds``): from the end of the head to the end of the body.
 - **connections** (``max_connections``): beyond the cap a new connection is closed at once,
   before any byte is read, so open descriptors stay below the process limit.
 
-The idle keep-alive timeout is uvicorn's ``timeout_keep_alive``. Each limit that triggers
-logs a warning naming the limit and the client, at most once per limit per
-``LimitWarnings.interval_seconds``, with the number of warnings suppressed since the last.
+The idle keep-alive timeout is uvicorn's ``timeout_keep_alive``. A limit that triggers logs a
+warning naming it and the client (``LimitWarnings``: at most one per limit per interval).
 
-Why a guard of uvicorn's protocol rather than another server: on a loopback load of ~1.2 KB
-POSTs to a bare ASGI app, uvicorn's h11 protocol (which can bound the head, but has no
-deadlines or connection cap either) cost the server 230 us of CPU per request, httptools 56 us,
-httptools behind this guard 56-61 us (the guard: a search for the blank line and a few method
-calls, about 2 us); hypercorn and granian are not dependencies. ``payhook serve`` keeps the
-server it had, and ``benchmarks/ingest_throughput.py`` shows no change beyond noise.
+Why a guard rather than another server: on ~1.2 KB loopback POSTs, uvicorn's h11 protocol
+(which bounds the head, but has no deadlines or cap) cost 230 us of CPU per request, httptools
+56 us, httptools behind this guard 56-61 us.
 """
 
 from __future__ import annotations
@@ -92,14 +83,9 @@ class LimitWarnings:
             self._suppressed[limit] = self._suppressed.get(limit, 0) + 1
             return
         self._last[limit] = now
-        self.logger.warning(
-            "HTTP limit reached",
-            extra={
-                "limit": limit,
-                "client": client,
-                "suppressed": self._suppressed.pop(limit, 0),
-            },
-        )
+        suppressed = self._suppressed.pop(limit, 0)
+        extra = {"limit": limit, "client": client, "suppressed": suppressed}
+        self.logger.warning("HTTP limit reached", extra=extra)
 
 
 def limited_protocol(

@@ -13,7 +13,7 @@ import json
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from payhook.core.clock import Clock, system_clock
 from payhook.core.model import (
@@ -135,8 +135,12 @@ class Ingest:
         try:
             return PreparedDelivery(provider, self.verify(name, request))
         except VerificationError as exc:
-            log.info("verification failed", extra={"provider": name, "reason": str(exc)})
-            return problem(provider.rejection_status, str(exc), "verification_failed")
+            log.info(
+                "verification failed",
+                extra={"provider": name, "code": exc.code, "reason": str(exc)},
+            )
+            refused = problem(provider.rejection_status, str(exc), "verification_failed")
+            return replace(refused, verification=exc.code)
         except PayloadError as exc:
             log.warning("unusable payload", extra={"provider": name, "reason": str(exc)})
             return problem(400, str(exc))
@@ -197,22 +201,28 @@ class Ingest:
         rows = []
         for event in provider.verify(request):
             check_storable(event)
-            rows.append(
-                StoredWebhook(
-                    webhook_id=webhook_id_for(provider.name, event.dedup_key or event.event_id),
-                    provider=provider.name,
-                    provider_type=provider.type_name,
-                    event_id=event.event_id,
-                    event_type=event.event_type,
-                    payload=event.payload,
-                    received_at=now,
-                    occurred_at=event.occurred_at,
-                    verified=event.verified,
-                    id_signed=event.dedup_key is None,
-                )
-            )
+            rows.append(stored_webhook(provider, event, now))
         # A batch may repeat an event: the store keeps it once and answers a duplicate.
         return rows
+
+
+def stored_webhook(
+    provider: Provider, event: VerifiedEvent, now: float, source: str = "webhook"
+) -> StoredWebhook:
+    """The row an event is stored as, whether a delivery or an events API brought it."""
+    return StoredWebhook(
+        webhook_id=webhook_id_for(provider.name, event.dedup_key or event.event_id),
+        provider=provider.name,
+        provider_type=provider.type_name,
+        event_id=event.event_id,
+        event_type=event.event_type,
+        payload=event.payload,
+        received_at=now,
+        occurred_at=event.occurred_at,
+        verified=event.verified,
+        id_signed=event.dedup_key is None,
+        source=source,
+    )
 
 
 def check_storable(event: VerifiedEvent) -> None:

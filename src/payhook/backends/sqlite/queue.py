@@ -10,6 +10,7 @@ next receive.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ from payhook.core.clock import Clock, system_clock
 from payhook.core.ports import Completion, Failure, ProcessingCommit, QueueMessage
 
 __all__ = ["DeadLetter", "QueueMessage", "SqliteQueue"]
+
+log = logging.getLogger("payhook.queue")
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +111,10 @@ class SqliteQueue:
         conn.execute(
             "UPDATE webhooks SET status = 'dead' WHERE webhook_id = ? AND status = 'received'",
             (webhook_id,),
+        )
+        log.warning(
+            "webhook moved to dead letters",
+            extra={"webhook_id": webhook_id, "receive_count": receive_count, "reason": reason},
         )
 
     def complete(

@@ -11,6 +11,7 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -23,6 +24,16 @@ from payhook.core.ledger import PaymentRecord
 from payhook.core.model import StoredWebhook, webhook_id_for
 from payhook.core.queries import Page, PaymentQuery, WebhookQuery
 from payhook.errors import NotFoundError, PayhookError
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """What waits or went wrong, as stored: health and metrics read it."""
+
+    queue_depth: int
+    oldest_enqueued_at: float | None
+    dead_letters: int
+    outbox_failed: int  # forwarded events whose delivery gave up
 
 
 class CursorError(PayhookError):
@@ -61,6 +72,18 @@ class SqliteReader:
 
     def close(self) -> None:
         self.conn.close()
+
+    def backlog(self, max_attempts: int) -> Backlog:
+        with self.snapshot():
+            depth, oldest = self.conn.execute(
+                "SELECT count(*), min(enqueued_at) FROM queue"
+            ).fetchone()
+            dead = self.conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
+            failed = self.conn.execute(
+                "SELECT count(*) FROM outbox WHERE delivered_at IS NULL AND attempts >= ?",
+                (max_attempts,),
+            ).fetchone()[0]
+        return Backlog(depth, oldest, dead, failed)
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:

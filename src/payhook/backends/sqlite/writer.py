@@ -11,10 +11,8 @@ write in ONE transaction with ``synchronous=FULL``, then answers every waiter; t
 writes left over go, oldest first, one per group, into the next groups. Durability costs one
 fsync per group, not one per request, a request is acknowledged only after its group is on
 disk, and a delivery never waits behind more than one background write, however many there
-are; background writes are never starved either, since every group takes one. So background
-work makes each of its writes a batch (a processing batch with the next receive, hundreds of
-audit entries), which keeps its share of the writer small under any load without pausing it.
-
+are; background writes are never starved either, since every group takes one. Background
+work makes each of its writes a batch, to keep its share of the writer small under any load.
 """
 
 from __future__ import annotations
@@ -95,6 +93,8 @@ class GroupCommitWriter:
         #: tests see what each group carried. A group that failed because of one member is
         #: not reported; each member then goes in a group of its own, and those are.
         self.on_group: Callable[[Group], None] | None = None
+        #: The storage failure of the last group, None once a group commits again (health).
+        self.failing: str | None = None
 
     def start(self) -> None:
         self._conn = connect(self.path, durable=True, timeout=self.busy_timeout_seconds)
@@ -115,6 +115,10 @@ class GroupCommitWriter:
     @property
     def running(self) -> bool:
         return self._thread is not None
+
+    @property
+    def alive(self) -> bool:  # False after ``stop``, or if the thread died
+        return self._thread is not None and self._thread.is_alive()
 
     def submit(self, webhooks: Sequence[StoredWebhook]) -> Future[list[Stored]]:
         future: Future[list[Stored]] = Future()
@@ -211,6 +215,7 @@ class GroupCommitWriter:
                 results = [_in_savepoint(conn, call.fn) for call in calls]
         self.groups += 1
         self.webhooks += sum(len(b) for b in batches)
+        self.failing = None
         return outcome, results
 
     def _failed(
@@ -223,6 +228,8 @@ class GroupCommitWriter:
                 extra={"requests": len(requests) + len(calls), "error": str(exc)},
             )
             error = StorageUnavailableError(f"storage unavailable: {exc}")
+            if _is_storage_failure(exc):
+                self.failing = str(exc)
         else:  # one delivery that can never be stored: a 400, so its provider stops retrying
             log.warning("a delivery cannot be stored", extra={"error": type(exc).__name__})
             error = PayloadError(f"the event cannot be stored ({type(exc).__name__})")

@@ -71,25 +71,27 @@ class HmacEngine:
         scheme = self.scheme
         header = request.headers.get(scheme.header.lower())
         if not header:
-            raise VerificationError(f"missing {scheme.header} header")
+            raise VerificationError(f"missing {scheme.header} header", code="missing_signature")
         received = scheme.listing.parse(header, scheme.header)
         raw_timestamp, stamp_name = received.timestamp, scheme.header
         if scheme.timestamp_header:
             stamp_name = scheme.timestamp_header
             raw_timestamp = request.headers.get(stamp_name.lower())
             if raw_timestamp is None:
-                raise VerificationError(f"missing {stamp_name} header")
+                raise VerificationError(f"missing {stamp_name} header", code="missing_signature")
         timestamp = None if raw_timestamp is None else _unix_time(raw_timestamp, stamp_name)
         message_id = None
         if scheme.id_header:
             message_id = request.headers.get(scheme.id_header.lower())
             if not message_id:
-                raise VerificationError(f"missing {scheme.id_header} header")
+                raise VerificationError(
+                    f"missing {scheme.id_header} header", code="missing_signature"
+                )
         if timestamp is not None and scheme.timestamp_first:
             check_tolerance(timestamp, self.clock(), self.tolerance_seconds)
         content = self._content(request.body, request.headers, timestamp, message_id)
         if not _matches(self._macs(content), self._decoded(received.signatures)):
-            raise VerificationError(f"no {scheme.header} signature matches")
+            raise VerificationError(f"no {scheme.header} signature matches", code="mismatch")
         if timestamp is not None and not scheme.timestamp_first:
             check_tolerance(timestamp, self.clock(), self.tolerance_seconds)
         return Signed(timestamp, message_id)
@@ -118,7 +120,9 @@ class HmacEngine:
             else:
                 value = headers.get(part[1])
                 if value is None:
-                    raise VerificationError(f"missing signed header {part[1]}")
+                    raise VerificationError(
+                        f"missing signed header {part[1]}", code="missing_signature"
+                    )
                 chunks.append(_text(value))
         return b"".join(chunks)
 

@@ -27,6 +27,7 @@ from payhook.core.model import StoredWebhook, VerifiedEvent, WebhookRequest
 from payhook.core.payment import PaymentEvent
 from payhook.errors import ConfigError, PayloadError, VerificationError
 from payhook.providers.base import (
+    ApiSecret,
     Provider,
     ProviderConfig,
     ProviderOptions,
@@ -73,6 +74,9 @@ class PayPalOptions(ProviderOptions, frozen=True):
     trust_store: str | None = None
     #: Online verification: PayPal's REST API, where the client credentials are sent.
     api_base: str = DEFAULT_API_BASE
+    #: Backfill: the REST app's client credentials (OAuth client credentials grant).
+    client_id: ApiSecret | None = None
+    client_secret: ApiSecret | None = None
 
 
 class PayPalProvider(Provider):

@@ -14,17 +14,15 @@ from payhook.core.payment import PaymentEvent, PaymentEventKind
 from payhook.errors import PayloadError
 from payhook.providers.base import dig, parse_json_object, require_str
 
-K = PaymentEventKind
-
 _PAYMENT_KINDS = {
-    "PAYMENT.CAPTURE.COMPLETED": K.SUCCEEDED,
-    "PAYMENT.CAPTURE.PENDING": K.PENDING,
-    "PAYMENT.CAPTURE.DENIED": K.FAILED,
-    "PAYMENT.CAPTURE.DECLINED": K.FAILED,
+    "PAYMENT.CAPTURE.COMPLETED": PaymentEventKind.SUCCEEDED,
+    "PAYMENT.CAPTURE.PENDING": PaymentEventKind.PENDING,
+    "PAYMENT.CAPTURE.DENIED": PaymentEventKind.FAILED,
+    "PAYMENT.CAPTURE.DECLINED": PaymentEventKind.FAILED,
     # v1 sales: still sent for subscriptions (billing agreements).
-    "PAYMENT.SALE.COMPLETED": K.SUCCEEDED,
-    "PAYMENT.SALE.PENDING": K.PENDING,
-    "PAYMENT.SALE.DENIED": K.FAILED,
+    "PAYMENT.SALE.COMPLETED": PaymentEventKind.SUCCEEDED,
+    "PAYMENT.SALE.PENDING": PaymentEventKind.PENDING,
+    "PAYMENT.SALE.DENIED": PaymentEventKind.FAILED,
 }
 # A reversal is money PayPal takes back (typically a chargeback). Its resource is a refund of
 # the capture, so it counts as a refund: the dispute itself arrives as CUSTOMER.DISPUTE.* with
@@ -38,12 +36,13 @@ _REFUND_TYPES = frozenset(
     }
 )
 _OUTCOMES = {
-    "RESOLVED_BUYER_FAVOUR": K.DISPUTE_LOST,
-    "ACCEPTED": K.DISPUTE_LOST,  # the seller accepted the claim
-    "RESOLVED_SELLER_FAVOUR": K.DISPUTE_WON,
-    "CANCELED_BY_BUYER": K.DISPUTE_WON,
-    "DENIED": K.DISPUTE_WON,  # the claim was denied
-    "RESOLVED_WITH_PAYOUT": K.DISPUTE_WON,  # PayPal paid the buyer; the seller keeps the funds
+    "RESOLVED_BUYER_FAVOUR": PaymentEventKind.DISPUTE_LOST,
+    "ACCEPTED": PaymentEventKind.DISPUTE_LOST,  # the seller accepted the claim
+    "RESOLVED_SELLER_FAVOUR": PaymentEventKind.DISPUTE_WON,
+    "CANCELED_BY_BUYER": PaymentEventKind.DISPUTE_WON,
+    "DENIED": PaymentEventKind.DISPUTE_WON,  # the claim was denied
+    # PayPal paid the buyer; the seller keeps the funds.
+    "RESOLVED_WITH_PAYOUT": PaymentEventKind.DISPUTE_WON,
 }
 _CAPTURE_PATH = re.compile(r"/v2/payments/captures/([A-Za-z0-9-]+)/?$")
 
@@ -98,7 +97,7 @@ def _refund_events(resource: dict[str, Any], webhook: StoredWebhook) -> list[Pay
         PaymentEvent.of(
             webhook,
             payment_id=_refunded_payment_id(resource),
-            kind=K.REFUNDED,
+            kind=PaymentEventKind.REFUNDED,
             amount=abs(amount) if amount is not None else None,
             currency=currency,
             refund_id=require_str(resource, "id", "resource"),
@@ -127,7 +126,7 @@ def _dispute_events(
     event_type: str, resource: dict[str, Any], webhook: StoredWebhook
 ) -> list[PaymentEvent]:
     outcome = _OUTCOMES.get(str(dig(resource, "dispute_outcome", "outcome_code")))
-    kind = K.DISPUTE_OPENED if event_type == "CUSTOMER.DISPUTE.CREATED" else outcome
+    kind = PaymentEventKind.DISPUTE_OPENED if event_type == "CUSTOMER.DISPUTE.CREATED" else outcome
     if kind is None:
         return []
     dispute_id = require_str(resource, "dispute_id", "resource")

@@ -86,7 +86,7 @@ class PayPalOnlineVerifier:
         for webhook_id in webhook_ids:
             if self._status(transmission, webhook_id, body) == "SUCCESS":
                 return
-        raise VerificationError("PayPal reports the signature as not verified")
+        raise VerificationError("PayPal reports the signature as not verified", code="mismatch")
 
     def _status(self, transmission: Transmission, webhook_id: str, body: bytes) -> str:
         fields = {

@@ -86,7 +86,7 @@ class PayPalSampleSigner:
 def _header(request: WebhookRequest, name: str) -> str:
     value = request.header(name)
     if not value:
-        raise VerificationError(f"missing {name.upper()} header")
+        raise VerificationError(f"missing {name.upper()} header", code="missing_signature")
     return value
 
 
@@ -129,4 +129,4 @@ def verify_paypal_signature(
             return
         except (InvalidSignature, ValueError):
             continue
-    raise VerificationError("PayPal signature does not match")
+    raise VerificationError("PayPal signature does not match", code="mismatch")

@@ -23,7 +23,7 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from payhook.core.clock import Clock, system_clock
-from payhook.errors import ConfigError, VerificationError
+from payhook.errors import ConfigError, VerificationError, certificate_error
 from payhook.providers.paypal.certificates.chain import CertificateChain, build_chain
 from payhook.providers.paypal.certificates.fetching import (
     MAX_DOWNLOAD_BYTES,
@@ -156,20 +156,20 @@ class CertificateCache:
         failure = self._failures.get(key)
         if failure is not None:
             if self._monotonic() < failure.until:
-                raise VerificationError(f"certificate URL failed recently: {failure.reason}")
+                raise certificate_error(f"certificate URL failed recently: {failure.reason}")
             del self._failures[key]
         return None
 
     def _start(self, key: str) -> _Flight:
         if not self._rate.take():
-            raise VerificationError(
+            raise certificate_error(
                 "certificate fetch rate exceeded: a new certificate must wait for a later retry"
             )
         deadline = Deadline(self._deadline_seconds, self._monotonic)
         try:
             future = self._pool().submit(self._fetch, key, deadline)
         except RuntimeError as exc:  # the executor is shut down (interpreter exit)
-            raise VerificationError("certificate fetching has stopped") from exc
+            raise certificate_error("certificate fetching has stopped") from exc
         # The fetch ends by taking the lock, so it cannot finish before its flight is listed.
         flight = self._flights[key] = _Flight(future, deadline)
         return flight
@@ -217,9 +217,9 @@ class CertificateCache:
             key, lambda url: fetch_bytes(self._fetcher, url, deadline, self._max_bytes)
         )
         if deadline.left() <= 0:  # an issuer fetch cut short must not leave a partial chain
-            raise VerificationError(deadline.reason)
+            raise certificate_error(deadline.reason)
         if self._clock() > chain.leaf.not_valid_after_utc.timestamp():
-            raise VerificationError("certificate is expired")
+            raise certificate_error("certificate is expired")
         return chain
 
     # on the delivery's thread ------------------------------------------------------------
@@ -228,9 +228,9 @@ class CertificateCache:
         try:
             outcome = flight.future.result(timeout=flight.deadline.left())
         except TimeoutError:
-            raise VerificationError(flight.deadline.reason) from None
+            raise certificate_error(flight.deadline.reason) from None
         except Exception as exc:  # cancelled: the executor shut down
-            raise VerificationError("could not fetch the certificate") from exc
+            raise certificate_error("could not fetch the certificate") from exc
         if isinstance(outcome, str):
-            raise VerificationError(outcome)
+            raise certificate_error(outcome)
         return outcome

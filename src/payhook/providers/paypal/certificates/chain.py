@@ -24,7 +24,7 @@ from cryptography.x509.oid import AuthorityInformationAccessOID
 from cryptography.x509.verification import PolicyBuilder, Store
 from cryptography.x509.verification import VerificationError as X509VerificationError
 
-from payhook.errors import ConfigError, VerificationError
+from payhook.errors import ConfigError, VerificationError, certificate_error
 from payhook.providers.paypal.certificates.urls import check_aia_url
 
 _MAX_CERTIFICATES = 5
@@ -44,7 +44,7 @@ def parse_certificates(data: bytes) -> list[x509.Certificate]:
             return x509.load_pem_x509_certificates(data)
         return [x509.load_der_x509_certificate(data)]
     except ValueError as exc:
-        raise VerificationError("certificate download is not a certificate") from exc
+        raise certificate_error("certificate download is not a certificate") from exc
 
 
 def build_chain(url: str, fetch: Callable[[str], bytes]) -> CertificateChain:
@@ -52,7 +52,7 @@ def build_chain(url: str, fetch: Callable[[str], bytes]) -> CertificateChain:
     ``fetch`` raises VerificationError; so does this."""
     certificates = parse_certificates(fetch(url))
     if not certificates or len(certificates) > _MAX_CERTIFICATES:
-        raise VerificationError(
+        raise certificate_error(
             f"certificate download must hold 1 to {_MAX_CERTIFICATES} certificates"
         )
     leaf, intermediates = certificates[0], list(certificates[1:])
@@ -135,7 +135,7 @@ def paypal_public_key(chain: CertificateChain, trust: TrustStore, at: float) -> 
     leaf = chain.leaf
     when = datetime.fromtimestamp(at, UTC)
     if not leaf.not_valid_before_utc <= when <= leaf.not_valid_after_utc:
-        raise VerificationError("certificate is expired or not yet valid")
+        raise certificate_error("certificate is expired or not yet valid")
     try:
         san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         names = [n.lower() for n in san.get_values_for_type(x509.DNSName)]
@@ -143,7 +143,7 @@ def paypal_public_key(chain: CertificateChain, trust: TrustStore, at: float) -> 
         names = []
     signer_names = [n for n in names if _PAYPAL_SIGNER.match(n)]
     if not signer_names:
-        raise VerificationError("certificate is not a PayPal message verification certificate")
+        raise certificate_error("certificate is not a PayPal message verification certificate")
     builder = PolicyBuilder().store(trust.store).time(when).max_chain_depth(4)
     for name in signer_names:
         try:
@@ -153,8 +153,8 @@ def paypal_public_key(chain: CertificateChain, trust: TrustStore, at: float) -> 
         except (X509VerificationError, ValueError):
             continue
     else:
-        raise VerificationError("certificate chain is not trusted")
+        raise certificate_error("certificate chain is not trusted")
     key = leaf.public_key()
     if not isinstance(key, RSAPublicKey):
-        raise VerificationError("certificate key is not RSA")
+        raise certificate_error("certificate key is not RSA")
     return key

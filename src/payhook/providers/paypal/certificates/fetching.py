@@ -19,7 +19,7 @@ from typing import Protocol, cast
 from urllib.parse import urlsplit
 
 from payhook.core.clock import Clock
-from payhook.errors import VerificationError
+from payhook.errors import VerificationError, certificate_error
 
 MAX_DOWNLOAD_BYTES = 64 * 1024
 _MAX_HEADER_BYTES = 16 * 1024
@@ -66,14 +66,14 @@ def fetch_bytes(fetcher: CertificateFetcher, url: str, deadline: Deadline, max_b
         for chunk in chunks:  # ends: the deadline is checked after every chunk
             data += chunk
             if len(data) > max_bytes:
-                raise VerificationError(f"certificate download is larger than {max_bytes} bytes")
+                raise certificate_error(f"certificate download is larger than {max_bytes} bytes")
             deadline.remaining()
     except VerificationError:
         raise
     except TimeoutError as exc:  # the deadline, or a socket timeout set from it
-        raise VerificationError(deadline.reason) from exc
+        raise certificate_error(deadline.reason) from exc
     except Exception as exc:  # any transport failure is the same verification failure
-        raise VerificationError("could not fetch the certificate") from exc
+        raise certificate_error("could not fetch the certificate") from exc
     finally:
         close = getattr(chunks, "close", None)
         if callable(close):  # a generator: release its connection now

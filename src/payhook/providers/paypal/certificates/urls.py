@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from urllib.parse import SplitResult, urlsplit
 
-from payhook.errors import VerificationError
+from payhook.errors import certificate_error
 
 #: Hosts the issuer certificate named in a leaf's AIA extension may be fetched from.
 AIA_HOSTS = frozenset({"cacerts.digicert.com"})
@@ -25,21 +25,21 @@ _DEFAULT_PORTS = {"https": 443, "http": 80}
 def _checked_url(url: str, schemes: frozenset[str]) -> tuple[SplitResult, str]:
     """(parts, host) of a URL without userinfo, odd characters or a non-default port."""
     if len(url) > _MAX_URL_LENGTH or not _URL_CHARS.match(url) or "\\" in url:
-        raise VerificationError("certificate URL contains characters that are not allowed")
+        raise certificate_error("certificate URL contains characters that are not allowed")
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        raise VerificationError("certificate URL is malformed") from exc
+        raise certificate_error("certificate URL is malformed") from exc
     if parts.scheme not in schemes:
-        raise VerificationError(f"certificate URL must use {' or '.join(sorted(schemes))}")
+        raise certificate_error(f"certificate URL must use {' or '.join(sorted(schemes))}")
     if "@" in parts.netloc or parts.username is not None or parts.password is not None:
-        raise VerificationError("certificate URL must not contain userinfo")
+        raise certificate_error("certificate URL must not contain userinfo")
     host = parts.hostname or ""  # lower-cased by urlsplit
     if not _HOST.match(host):
-        raise VerificationError("certificate URL host is malformed")
+        raise certificate_error("certificate URL host is malformed")
     if port is not None and port != _DEFAULT_PORTS[parts.scheme]:
-        raise VerificationError("certificate URL must use the default port")
+        raise certificate_error("certificate URL must use the default port")
     return parts, host
 
 
@@ -49,9 +49,9 @@ def normalize_cert_url(url: str) -> str:
     userinfo, a query or a fragment."""
     parts, host = _checked_url(url, frozenset({"https"}))
     if host != "paypal.com" and not host.endswith(".paypal.com"):
-        raise VerificationError("certificate URL host is not paypal.com")
+        raise certificate_error("certificate URL host is not paypal.com")
     if "?" in url or "#" in url:  # even an empty one ("...?"): no second spelling
-        raise VerificationError("certificate URL must not have a query or fragment")
+        raise certificate_error("certificate URL must not have a query or fragment")
     return f"https://{host}{parts.path or '/'}"
 
 
@@ -65,4 +65,4 @@ def check_aia_url(url: str) -> None:
     against the trust store like any intermediate)."""
     _, host = _checked_url(url, frozenset({"http", "https"}))
     if host not in AIA_HOSTS:
-        raise VerificationError("issuer certificate URL host is not an allowed CA repository")
+        raise certificate_error("issuer certificate URL host is not an allowed CA repository")
