@@ -3,6 +3,7 @@ session cookie, CSRF on actions, the open console on loopback, and what pages ne
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -154,3 +155,25 @@ def test_with_no_token_on_loopback_the_console_is_open_and_says_so(open_console:
         assert ran.status_code == 303
         rebound = local.get("/console/", headers={"host": "attacker.example:8081"})
         assert rebound.status_code == 403
+
+
+def test_a_delivery_shows_its_request_headers_with_signature_values_masked(
+    payhook: Payhook, client: httpx.Client
+) -> None:
+    webhook_id = payhook.deliver_sample("stripe")
+    reader = SqliteReader(payhook.settings.storage.path)
+    try:
+        stored = reader.webhook(webhook_id)
+    finally:
+        reader.close()
+    assert stored is not None
+    assert stored.headers is not None
+    signature = json.loads(stored.headers)["stripe-signature"]
+    assert signature.startswith("t=")
+    page = client.get(f"/console/deliveries/{webhook_id}").text
+    table = page.split('id="headers"')[1].split("</table>")[0]
+    assert "stripe-signature" in table
+    assert f"masked ({len(signature)} characters)" in table
+    assert signature not in page
+    assert signature.split("v1=")[1] not in page
+    assert "content-type" in table

@@ -118,6 +118,8 @@ def test_the_server_purges_payloads_past_retention_in_the_background(tmp_path: P
         sizes = {r[0]: r[1] for r in conn.execute(rows)}
         assert sizes[old] == 0
         assert sizes[recent] > 0
+        kept = dict(conn.execute("SELECT webhook_id, headers IS NOT NULL FROM webhooks"))
+        assert kept == {old: 0, recent: 1}  # the headers go with the payload
     finally:
         runtime.stop()
         conn.close()

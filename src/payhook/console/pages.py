@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -163,10 +164,27 @@ def delivery(console: Console, call: Call) -> Response:
         call,
         "delivery.html",
         webhook=webhook,
+        headers=masked_headers(webhook.headers),
         letter=letter,
         touched=touched,
         mapping_error=mapping_error,
     )
+
+
+#: Header names whose values are signatures or credentials: shown masked, never in full.
+_SECRET_HEADER = re.compile(r"sig|hmac|auth|token|secret|cookie|key", re.IGNORECASE)
+
+
+def masked_headers(stored: str | None) -> list[tuple[str, str]] | None:
+    """A delivery's stored headers, sorted by name, signature and credential values masked;
+    None when none were stored."""
+    if stored is None:
+        return None
+    headers: dict[str, str] = json.loads(stored)
+    return [
+        (name, f"masked ({len(value)} characters)" if _SECRET_HEADER.search(name) else value)
+        for name, value in sorted(headers.items())
+    ]
 
 
 def _payments_touched(

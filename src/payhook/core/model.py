@@ -103,6 +103,9 @@ class StoredWebhook:
     #: Where the event came from: "webhook" (a verified delivery) or "api" (fetched from the
     #: provider's events API by a backfill or reconciliation run).
     source: str = "webhook"
+    #: The delivery's request headers as a JSON object (names lower-case); None for events
+    #: fetched from an API, rows stored before they were kept, and purged rows.
+    headers: str | None = None
 
     @property
     def purged(self) -> bool:

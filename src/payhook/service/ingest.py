@@ -199,15 +199,21 @@ class Ingest:
         provider = self.provider(name)
         now = self.clock()
         rows = []
+        headers = None
         for event in provider.verify(request):
             check_storable(event)
-            rows.append(stored_webhook(provider, event, now))
+            headers = headers or _ENCODER.encode(dict(request.headers))  # once, when authentic
+            rows.append(stored_webhook(provider, event, now, headers=headers))
         # A batch may repeat an event: the store keeps it once and answers a duplicate.
         return rows
 
 
 def stored_webhook(
-    provider: Provider, event: VerifiedEvent, now: float, source: str = "webhook"
+    provider: Provider,
+    event: VerifiedEvent,
+    now: float,
+    source: str = "webhook",
+    headers: str | None = None,
 ) -> StoredWebhook:
     """The row an event is stored as, whether a delivery or an events API brought it."""
     return StoredWebhook(
@@ -222,6 +228,7 @@ def stored_webhook(
         verified=event.verified,
         id_signed=event.dedup_key is None,
         source=source,
+        headers=headers,
     )
 
 

@@ -67,7 +67,7 @@ def _purge_batch(conn: sqlite3.Connection, older_than: float, now: float) -> tup
     if not rows:
         return 0, 0
     conn.executemany(
-        "UPDATE webhooks SET payload = x'', purged_at = ? WHERE rowid = ?",
+        "UPDATE webhooks SET payload = x'', headers = NULL, purged_at = ? WHERE rowid = ?",
         [(now, row[0]) for row in rows],
     )
     return len(rows), sum(row[1] for row in rows)

@@ -33,6 +33,7 @@ WEBHOOK_FIELDS = (
     "id_signed",
     "conflict",
     "source",
+    "headers",
 )
 WEBHOOK_COLUMNS = ", ".join(WEBHOOK_FIELDS)
 
@@ -56,6 +57,7 @@ def webhook_values(w: StoredWebhook, conflict: bool) -> tuple[Any, ...]:
         int(w.id_signed),
         int(conflict),
         w.source,
+        w.headers,
     )
 
 
@@ -78,11 +80,12 @@ def webhook_from_row(row: sqlite3.Row) -> StoredWebhook:
         id_signed=bool(row[13]),
         conflict=bool(row[14]),
         source=row[15],
+        headers=row[16],
     )
 
 
 _ROW = "(" + ",".join("?" * len(WEBHOOK_FIELDS)) + ")"
-#: Webhooks per INSERT statement: 16 columns each, far below SQLite's 32766 bound parameters.
+#: Webhooks per INSERT statement: 17 columns each, far below SQLite's 32766 bound parameters.
 ROWS_PER_STATEMENT = 500
 
 
