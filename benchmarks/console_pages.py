@@ -264,8 +264,8 @@ def main() -> int:
     table = ["| page | median ms | p95 ms |", "|---|---:|---:|"]
     table += [f"| {name} | {mid:.1f} | {p95:.1f} |" for name, mid, p95 in rows]
     print("\n".join(table))
-    verdict = "under" if slowest < TARGET_MS else "OVER"
-    summary = f"**Every page {verdict} {TARGET_MS:.0f} ms at p95** (slowest p95 {slowest:.1f} ms)."
+    verdict = "Every page under" if slowest < TARGET_MS else "NOT every page under"
+    summary = f"**{verdict} {TARGET_MS:.0f} ms at p95** (slowest p95 {slowest:.1f} ms)."
     print(summary)
     if not args.no_write:
         update_section(
@@ -279,7 +279,7 @@ def main() -> int:
             + "\n".join(table)
             + f"\n\n{summary}\n",
         )
-    return 0 if slowest < TARGET_MS else 1
+    return 0  # a report: a page over the target is in it, not in the exit status
 
 
 if __name__ == "__main__":

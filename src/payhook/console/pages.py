@@ -103,7 +103,9 @@ def _deliveries_page(
     counts = {str(s): count(s) for s in WebhookStatus if s is not WebhookStatus.PROCESSED}
     counts[str(WebhookStatus.PROCESSED)] = count(None) - sum(counts.values())
     counts = {str(s): counts[str(s)] for s in WebhookStatus}
-    return reader.webhooks(query), counts
+    # The page's total is one of those counts: not counted a third time.
+    total = counts[query.status] if query.status else sum(counts.values())
+    return replace(reader.webhooks(replace(query, count=False)), total=total), counts
 
 
 def deliveries(console: Console, call: Call) -> Response:

@@ -22,6 +22,8 @@ class WebhookQuery:
     until: float | None = None  # received before
     limit: int = 50
     cursor: str | None = None
+    #: False: the page's ``total`` is not counted (0); for a caller that knows it already.
+    count: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -99,10 +99,14 @@ class SqliteReader:
     def webhooks(self, query: WebhookQuery) -> Page[StoredWebhook]:
         """Newest first (by arrival)."""
         where, params = self._where(query)
-        total = self.conn.execute(
-            f"SELECT count(*) FROM webhooks {where}",  # noqa: S608 - fixed clauses
-            params,
-        ).fetchone()[0]
+        total = (
+            self.conn.execute(
+                f"SELECT count(*) FROM webhooks {where}",  # noqa: S608 - fixed clauses
+                params,
+            ).fetchone()[0]
+            if query.count
+            else 0
+        )
         page_where, page_params = where, list(params)
         if query.cursor is not None:
             page_where += (" AND " if where else "WHERE ") + "rowid < ?"
