@@ -190,13 +190,16 @@ class SqliteQueue:
         return [DeadLetter(*row) for row in rows]
 
     def redrive(self, webhook_ids: list[str] | None = None) -> list[str]:
-        """Move dead letters (all, or the given ones) back to the queue."""
+        """Move dead letters (all, or the given ones) back to the queue (through the writer,
+        when there is one)."""
         now = self.clock()
-        with Transaction(self.conn) as conn:
-            if webhook_ids is None:
-                webhook_ids = [r[0] for r in conn.execute("SELECT webhook_id FROM dead_letters")]
+
+        def write(conn: sqlite3.Connection) -> list[str]:
+            wanted = webhook_ids
+            if wanted is None:
+                wanted = [r[0] for r in conn.execute("SELECT webhook_id FROM dead_letters")]
             moved = []
-            for webhook_id in webhook_ids:
+            for webhook_id in wanted:
                 if not conn.execute(
                     "DELETE FROM dead_letters WHERE webhook_id = ?", (webhook_id,)
                 ).rowcount:
@@ -208,12 +211,15 @@ class SqliteQueue:
                 )
                 conn.execute(ENQUEUE, (now, now, webhook_id))
                 moved.append(webhook_id)
-        return moved
+            return moved
+
+        return run_write(self.conn, self.writer, write)
 
     def replay(self, webhook_id: str) -> bool:
         """Process a stored webhook again. The ledger ignores facts it already holds."""
         now = self.clock()
-        with Transaction(self.conn) as conn:
+
+        def write(conn: sqlite3.Connection) -> bool:
             found = conn.execute(
                 "UPDATE webhooks SET status = 'received', error = NULL WHERE webhook_id = ?",
                 (webhook_id,),
@@ -222,4 +228,6 @@ class SqliteQueue:
                 return False
             conn.execute("DELETE FROM dead_letters WHERE webhook_id = ?", (webhook_id,))
             conn.execute(ENQUEUE, (now, now, webhook_id))  # unless it is queued already
-        return True
+            return True
+
+        return run_write(self.conn, self.writer, write)
