@@ -1,6 +1,7 @@
 """The three DynamoDB tables of the contract shared with the AWS backend.
 
-- webhooks: ``webhookId`` (S); TTL ``expiresAt``; GSI ``byStatus`` (``status`` S,
+- webhooks: ``webhookId`` (S); TTL ``expiresAt``; GSI ``byStatus`` (``statusShard`` S:
+  ``"<status>#<n>"``, 16 keys per status, ``payhook/backends/aws/status_index.py``;
   ``receivedAt`` N; keys only); sparse GSI ``byUnsignedEventId`` (``unsignedEventKey`` S;
   keys only), written only for deliveries whose event id the provider does not sign
 - payments: ``provider`` (S) + ``paymentId`` (S)
@@ -19,6 +20,7 @@ from infra.config import PayhookSettings
 
 WEBHOOKS_TTL_ATTRIBUTE = "expiresAt"
 BY_STATUS_INDEX = "byStatus"
+STATUS_SHARD_ATTRIBUTE = "statusShard"
 BY_UNSIGNED_EVENT_ID_INDEX = "byUnsignedEventId"
 
 _S = dynamodb.AttributeType.STRING
@@ -73,7 +75,9 @@ class PayhookTables(Construct):
         )
         self.webhooks.add_global_secondary_index(
             index_name=BY_STATUS_INDEX,
-            partition_key=dynamodb.Attribute(name="status", type=_S),
+            # Write-sharded: "<status>#<n>", n = crc32(webhookId) % 16, so no status is one hot
+            # key (1,000 WCU/s per key value); readers query every shard of a status.
+            partition_key=dynamodb.Attribute(name=STATUS_SHARD_ATTRIBUTE, type=_S),
             sort_key=dynamodb.Attribute(name="receivedAt", type=_N),
             # Keys only: copying raw payloads into the index would double the cost of every
             # webhook write. Query it for ids, then read the items.

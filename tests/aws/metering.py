@@ -31,7 +31,7 @@ KB, READ_UNIT = 1024, 4096
 #: Index name -> its key attributes, per table (infra/constructs/storage.py).
 INDEX_KEYS = {
     "payhook-webhooks": {
-        "byStatus": ("status", "receivedAt"),
+        "byStatus": ("statusShard", "receivedAt"),
         "byUnsignedEventId": ("unsignedEventKey",),
     }
 }

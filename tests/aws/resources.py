@@ -21,7 +21,7 @@ def create_tables(ddb: Any, *, webhooks: str, payments: str, audit: str) -> None
         KeySchema=[{"AttributeName": "webhookId", "KeyType": "HASH"}],
         AttributeDefinitions=[
             {"AttributeName": "webhookId", "AttributeType": "S"},
-            {"AttributeName": "status", "AttributeType": "S"},
+            {"AttributeName": "statusShard", "AttributeType": "S"},
             {"AttributeName": "receivedAt", "AttributeType": "N"},
             {"AttributeName": "unsignedEventKey", "AttributeType": "S"},
         ],
@@ -29,7 +29,7 @@ def create_tables(ddb: Any, *, webhooks: str, payments: str, audit: str) -> None
             {
                 "IndexName": "byStatus",
                 "KeySchema": [
-                    {"AttributeName": "status", "KeyType": "HASH"},
+                    {"AttributeName": "statusShard", "KeyType": "HASH"},
                     {"AttributeName": "receivedAt", "KeyType": "RANGE"},
                 ],
                 "Projection": {"ProjectionType": "KEYS_ONLY"},

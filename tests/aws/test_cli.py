@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from payhook.backends.aws.status_index import shard_of
 from payhook.cli.main import main
 from payhook.core.model import webhook_id_for
 from payhook.runtimes.aws_lambda.audit import StreamAuditor
@@ -155,6 +156,29 @@ def test_webhooks_list_pages_with_dynamodb_cursors_and_filters(
     assert cli.json("webhooks", "list", "--status", "processed")["total"] == 0
     only = cli.json("webhooks", "list", "--event-id", "evt_page_3")["webhooks"]
     assert [w["webhookId"] for w in only] == [webhook_id_for("stripe", "evt_page_3")]
+
+
+def test_webhooks_list_by_status_pages_newest_first_across_the_index_shards(
+    stack: AwsStack, clock: FakeClock, cli: Cli
+) -> None:
+    for i in range(7):
+        deliver(stack, clock, stripe_body(f"evt_shard_{i}", f"pi_shard_{i}"))
+        clock.advance(1)
+    ids = [webhook_id_for("stripe", f"evt_shard_{i}") for i in range(7)]
+    assert len({shard_of(i) for i in ids}) >= 3  # the pages must merge several shards
+
+    pages = [cli.json("webhooks", "list", "--status", "received", "--limit", "3")]
+    while pages[-1]["cursor"] is not None and len(pages) < 5:
+        args = ("--status", "received", "--limit", "3", "--cursor", pages[-1]["cursor"])
+        pages.append(cli.json("webhooks", "list", *args))
+
+    assert [len(p["webhooks"]) for p in pages] == [3, 3, 1]
+    assert {p["total"] for p in pages} == {7}
+    listed = [w["webhookId"] for p in pages for w in p["webhooks"]]
+    assert listed == ids[::-1]  # newest first across every page and shard, each once
+    whole = cli.json("webhooks", "list", "--status", "received", "--limit", "7")
+    assert (len(whole["webhooks"]), whole["cursor"]) == (7, None)  # every shard read
+    assert cli("webhooks", "list", "--cursor", pages[0]["cursor"])[0] == 2  # not a Scan's
 
 
 def test_replay_processes_a_processed_webhook_again_without_changing_the_ledger(

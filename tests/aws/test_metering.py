@@ -40,9 +40,13 @@ def test_writes_round_up_per_kilobyte_of_the_larger_image_and_reads_per_4_kb() -
 
 
 def testindex_writes_follow_the_index_key() -> None:
-    received = {"webhookId": {"S": "a"}, "status": {"S": "received"}, "receivedAt": {"N": "1"}}
-    processed = {**received, "status": {"S": "processed"}}
-    keys = ("status", "receivedAt")
+    received = {
+        "webhookId": {"S": "a"},
+        "statusShard": {"S": "received#3"},
+        "receivedAt": {"N": "1"},
+    }
+    processed = {**received, "statusShard": {"S": "processed#3"}}
+    keys = ("statusShard", "receivedAt")
     assert index_writes(None, received, keys) == 1  # put
     assert index_writes(received, {**received, "note": {"S": "x"}}, keys) == 0  # keys only
     assert index_writes(received, processed, keys) == 2  # delete + put

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from payhook.backends.aws.status_index import shard_of
 from payhook.backends.aws.sweep import WebhookSweeper
 from payhook.core.model import webhook_id_for
 from payhook.errors import ConfigError
@@ -141,6 +142,24 @@ def test_one_sweep_takes_at_most_its_limit_oldest_first(stack: AwsStack, clock: 
     assert first.requeued == tuple(stranded[:2])
     assert second.requeued == (stranded[2],)
     assert stack.queue_depth(stack.queue_url) == 3
+
+
+def test_a_sweep_reads_every_shard_of_the_index_oldest_first(
+    stack: AwsStack, clock: FakeClock
+) -> None:
+    stranded = []
+    for number in range(12):
+        stranded.append(deliver_with_lost_send(stack, clock, f"evt_sharded_{number}"))
+        clock.advance(1)
+    assert len({shard_of(wid) for wid in stranded}) >= 4  # spread over several index keys
+    clock.advance(BOUND)
+    sweeper = make_sweeper(stack, clock, limit=5)
+
+    first, second, third = sweeper.sweep(), sweeper.sweep(), sweeper.sweep()
+
+    assert first.requeued + second.requeued + third.requeued == tuple(stranded)
+    assert [len(s.requeued) for s in (first, second, third)] == [5, 5, 2]
+    assert stack.queue_depth(stack.queue_url) == 12
 
 
 def test_module_handler_sweeps_with_the_settings_of_its_environment(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import zlib
 from typing import Any
 
+from payhook.backends.aws.status_index import STATUS_SHARD, status_shard
 from payhook.core.model import StoredWebhook, WebhookStatus
 from payhook.errors import PayloadError, PayloadTooLargeError
 
@@ -67,6 +68,7 @@ def webhook_item(webhook: StoredWebhook, expires_at: int) -> Item:
         "eventId": s(webhook.event_id),
         "eventType": s(webhook.event_type),
         "status": s(str(webhook.status)),
+        STATUS_SHARD: status_shard(str(webhook.status), webhook.webhook_id),  # the byStatus key
         "payload": {"B": payload},
         "receivedAt": n(webhook.received_at),
         "verified": {"BOOL": webhook.verified},

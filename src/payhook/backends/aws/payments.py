@@ -23,6 +23,7 @@ from payhook.backends.aws.errors import (
     unavailable,
 )
 from payhook.backends.aws.items import Item, n, s, webhook_from_item
+from payhook.backends.aws.status_index import STATUS_SHARD, status_shard
 from payhook.core.clock import Clock, system_clock
 from payhook.core.ledger import PaymentRecord
 from payhook.core.model import StoredWebhook, WebhookStatus
@@ -119,12 +120,13 @@ class DynamoProcessingStore:
             "Update": {
                 "TableName": self.webhooks_table,
                 "Key": {"webhookId": s(commit.webhook_id)},
-                "UpdateExpression": "SET #s = :processed, processedAt = :at REMOVE #e"
-                " ADD attempts :one",
+                "UpdateExpression": "SET #s = :processed, #shard = :shard, processedAt = :at"
+                " REMOVE #e ADD attempts :one",
                 "ConditionExpression": "#s = :received",
-                "ExpressionAttributeNames": {"#s": "status", "#e": "error"},
+                "ExpressionAttributeNames": {"#s": "status", "#shard": STATUS_SHARD, "#e": "error"},
                 "ExpressionAttributeValues": {
                     ":processed": s(WebhookStatus.PROCESSED),
+                    ":shard": status_shard(WebhookStatus.PROCESSED, commit.webhook_id),
                     ":received": s(WebhookStatus.RECEIVED),
                     ":at": n(commit.processed_at),
                     ":one": n(1),
@@ -157,9 +159,13 @@ class DynamoProcessingStore:
         values = {":error": s(error[:ERROR_LIMIT]), ":one": n(1), ":at": n(self.clock())}
         condition = "attribute_exists(webhookId)"
         if dead:
-            update = "SET #e = :error, lastAttemptAt = :at, #st = :dead ADD attempts :one"
-            names["#st"] = "status"
+            update = (
+                "SET #e = :error, lastAttemptAt = :at, #st = :dead, #shard = :shard"
+                " ADD attempts :one"
+            )
+            names.update({"#st": "status", "#shard": STATUS_SHARD})
             values.update({":dead": s("dead"), ":received": s("received")})
+            values[":shard"] = status_shard(WebhookStatus.DEAD, webhook_id)
             condition += " AND #st = :received"
         with aws_call("recording the failure"):
             try:

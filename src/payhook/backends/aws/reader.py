@@ -2,13 +2,14 @@
 
 Paging uses DynamoDB's own position: a page's cursor is its ``LastEvaluatedKey``, encoded
 opaquely, and the next page starts there (``ExclusiveStartKey``). A last page may still carry
-a cursor that leads to an empty page (DynamoDB cannot tell whether more match).
+a cursor that leads to an empty page (DynamoDB cannot tell whether more match). A ``--status``
+list's cursor holds one such position per shard of the ``byStatus`` index (``status_index.py``).
 
 Order differs from SQLite where DynamoDB has no index for it: ``--status`` lists come newest
-first through the ``byStatus`` index; other webhook lists, and payment lists, are Scans in
-table order. Scans are acceptable here only because this is the read-only, operator-driven
-CLI path: no function of the stack scans. ``total`` is counted (Select=COUNT) with the same
-filters, one more pass over what matches.
+first through the ``byStatus`` index (every shard queried, merged on ``receivedAt``); other
+webhook lists, and payment lists, are Scans in table order. Scans are acceptable here only
+because this is the read-only, operator-driven CLI path: no function of the stack scans.
+``total`` is counted (Select=COUNT) with the same filters, one more pass over what matches.
 """
 
 from __future__ import annotations
@@ -23,12 +24,17 @@ from typing import Any
 from payhook.backends.aws.errors import aws_call
 from payhook.backends.aws.items import Item, optional_n, optional_s, s, webhook_from_item
 from payhook.backends.aws.payments import payment_from_item
+from payhook.backends.aws.status_index import (
+    BY_STATUS,
+    STATUS_SHARD,
+    shard_keys,
+    sharded_page,
+)
 from payhook.core.ledger import PaymentRecord
 from payhook.core.model import StoredWebhook, WebhookStatus
 from payhook.core.queries import Page, PaymentQuery, WebhookQuery
 from payhook.errors import PayhookError
 
-BY_STATUS = "byStatus"  # infra/constructs/storage.py
 _BATCH_GET_LIMIT = 100
 
 
@@ -60,10 +66,12 @@ def decode_cursor(cursor: str) -> Item:
         ):
             raise ValueError
     except ValueError:
-        raise CursorError(
-            f"--cursor: got {cursor!r}, expected a cursor this command printed"
-        ) from None
+        raise _bad_cursor(cursor) from None
     return key
+
+
+def _bad_cursor(cursor: str | None) -> CursorError:
+    return CursorError(f"--cursor: got {cursor!r}, expected a cursor this command printed")
 
 
 class DynamoReader:
@@ -99,10 +107,13 @@ class DynamoReader:
         filters.equal("eventType", query.event_type)
         filters.equal("eventId", query.event_id)
         if query.status is not None and filters.empty:
-            # Keys-only index: the keys come from it, the items from BatchGetItem.
-            request = self._by_status(query)
-            keys, cursor = self._page(request, query.limit, query.cursor, "query")
-            total = self._count({**request, "Select": "COUNT"}, "query")
+            # Keys-only index: the keys come from it (every shard), the items from BatchGetItem.
+            requests = [self._by_status(query, key) for key in shard_keys(query.status)]
+            try:
+                keys, cursor = sharded_page(self.dynamodb, requests, query.limit, query.cursor)
+            except ValueError:
+                raise _bad_cursor(query.cursor) from None
+            total = sum(self._count({**r, "Select": "COUNT"}, "query") for r in requests)
             return Page([webhook_from_item(i) for i in self._get_items(keys)], total, cursor)
         filters.equal("#status", query.status, name="status")
         filters.compare("receivedAt", ">=", query.since)
@@ -112,9 +123,10 @@ class DynamoReader:
         total = self._count({**request, "Select": "COUNT"}, "scan")
         return Page([webhook_from_item(i) for i in items], total, cursor)
 
-    def _by_status(self, query: WebhookQuery) -> dict[str, Any]:
-        condition = "#status = :status"
-        values: dict[str, Any] = {":status": s(query.status or "")}
+    def _by_status(self, query: WebhookQuery, shard: dict[str, str]) -> dict[str, Any]:
+        """The Query of one shard of the index (its key under ``:shard``), newest first."""
+        condition = "#shard = :shard"
+        values: dict[str, Any] = {":shard": shard}
         if query.since is not None and query.until is not None:
             condition += " AND receivedAt BETWEEN :since AND :until"
             values.update({":since": _n(query.since), ":until": _n(query.until - 1e-6)})
@@ -128,7 +140,7 @@ class DynamoReader:
             "TableName": self.webhooks_table,
             "IndexName": BY_STATUS,
             "KeyConditionExpression": condition,
-            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeNames": {"#shard": STATUS_SHARD},
             "ExpressionAttributeValues": values,
             "ScanIndexForward": False,
         }
@@ -151,15 +163,17 @@ class DynamoReader:
     def dead_letters(self) -> list[DeadWebhook]:
         """Webhooks marked ``dead`` (through ``byStatus``), oldest failure first. The DLQ's
         messages are not read: reading one would hide it from a redrive for a while."""
-        request = self._by_status(WebhookQuery(status=WebhookStatus.DEAD))
+        dead = WebhookQuery(status=WebhookStatus.DEAD)
         keys: list[Item] = []
-        while True:
-            with aws_call("listing dead webhooks"):
-                answer = self.dynamodb.query(**request)
-            keys += answer["Items"]
-            if "LastEvaluatedKey" not in answer:
-                break
-            request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+        for shard in shard_keys(WebhookStatus.DEAD):
+            request = self._by_status(dead, shard)
+            while True:
+                with aws_call("listing dead webhooks"):
+                    answer = self.dynamodb.query(**request)
+                keys += answer["Items"]
+                if "LastEvaluatedKey" not in answer:
+                    break
+                request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
         letters = [_dead(item) for item in self._get_items(keys)]
         return sorted(letters, key=lambda d: (d.failed_at, d.webhook_id))
 

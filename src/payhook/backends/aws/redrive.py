@@ -25,6 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from payhook.backends.aws.errors import CONDITION_FAILED, aws_call, error_code, unavailable
 from payhook.backends.aws.items import n, s
 from payhook.backends.aws.messages import SQS_BATCH_LIMIT, send_to_queue, webhook_id_of
+from payhook.backends.aws.status_index import STATUS_SHARD, status_shard
 from payhook.core.clock import Clock, system_clock
 from payhook.core.model import WebhookStatus
 from payhook.errors import PayloadError
@@ -94,12 +95,13 @@ class _Redrive:
             self.dynamodb.update_item(
                 TableName=self.table,
                 Key={"webhookId": s(webhook_id)},
-                UpdateExpression="SET #s = :received, attempts = :zero, enqueuedAt = :now,"
-                " redrivenAt = :now REMOVE #e, lastAttemptAt",
+                UpdateExpression="SET #s = :received, #shard = :shard, attempts = :zero,"
+                " enqueuedAt = :now, redrivenAt = :now REMOVE #e, lastAttemptAt",
                 ConditionExpression="#s = :dead",
-                ExpressionAttributeNames={"#s": "status", "#e": "error"},
+                ExpressionAttributeNames={"#s": "status", "#shard": STATUS_SHARD, "#e": "error"},
                 ExpressionAttributeValues={
                     ":received": s(WebhookStatus.RECEIVED),
+                    ":shard": status_shard(WebhookStatus.RECEIVED, webhook_id),
                     ":dead": s(WebhookStatus.DEAD),
                     ":zero": n(0),
                     ":now": now,

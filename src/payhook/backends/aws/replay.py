@@ -14,6 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from payhook.backends.aws.errors import CONDITION_FAILED, error_code, unavailable
 from payhook.backends.aws.items import n, s
 from payhook.backends.aws.messages import send_to_queue
+from payhook.backends.aws.status_index import STATUS_SHARD, status_shard
 from payhook.core.clock import Clock, system_clock
 from payhook.core.model import WebhookStatus
 
@@ -32,12 +33,13 @@ def replay_webhook(
         dynamodb.update_item(
             TableName=webhooks_table,
             Key={"webhookId": s(webhook_id)},
-            UpdateExpression="SET #s = :received, attempts = :zero, enqueuedAt = :now,"
-            " replayedAt = :now REMOVE #e, lastAttemptAt",
+            UpdateExpression="SET #s = :received, #shard = :shard, attempts = :zero,"
+            " enqueuedAt = :now, replayedAt = :now REMOVE #e, lastAttemptAt",
             ConditionExpression="attribute_exists(webhookId)",
-            ExpressionAttributeNames={"#s": "status", "#e": "error"},
+            ExpressionAttributeNames={"#s": "status", "#shard": STATUS_SHARD, "#e": "error"},
             ExpressionAttributeValues={
                 ":received": s(WebhookStatus.RECEIVED),
+                ":shard": status_shard(WebhookStatus.RECEIVED, webhook_id),
                 ":zero": n(0),
                 ":now": n(clock()),
             },

@@ -2,17 +2,20 @@
 
 The receiver answers 2xx only after both the put and the send, so a webhook is stranded only
 when the send failed (or the Lambda died) after the put and the provider never retried its
-non-2xx. The ``byStatus`` index (keys only) lists webhooks received before the bound; a read
+non-2xx. The ``byStatus`` index (keys only; its STATUS_SHARDS ``received#n`` keys queried and
+merged oldest first, ``status_index.py``) lists webhooks received before the bound; a read
 of those items keeps the ones neither queued within the bound (``enqueuedAt``) nor attempted
 within it (``lastAttemptAt``: SQS still holds their message and is retrying it); each is then
 claimed with one conditional update, which holds only if that is still so, and sent. The
-claim sets ``enqueuedAt``, so one sweep, not every sweep, re-queues a webhook. A webhook
-queued twice is still processed once (the processor commits only while it is ``received``),
-so a sweep racing the receiver, a redrive or another sweep is harmless.
+claim sets ``enqueuedAt`` (not ``status``, so ``statusShard`` stays), so one sweep, not every
+sweep, re-queues a webhook. A webhook queued twice is still processed once (the processor
+commits only while it is ``received``), so a sweep racing the receiver, a redrive or another
+sweep is harmless.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,12 +26,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 from payhook.backends.aws.errors import CONDITION_FAILED, aws_call, error_code, unavailable
 from payhook.backends.aws.items import Item, n, optional_n, s
 from payhook.backends.aws.messages import SQS_BATCH_LIMIT, send_to_queue
+from payhook.backends.aws.status_index import BY_STATUS, STATUS_SHARD, merged, shard_keys
 from payhook.core.clock import Clock, system_clock
 from payhook.core.model import WebhookStatus
 
 log = logging.getLogger("payhook.aws.sweep")
 
-BY_STATUS = "byStatus"  # infra/constructs/storage.py: status (S) + receivedAt (N), keys only
 PAGE_SIZE = 100  # BatchGetItem reads at most 100 keys
 #: Candidates examined per run, in pages of PAGE_SIZE, for every page of the limit: a bound
 #: on the reads one sweep makes when most candidates are still being retried by SQS.
@@ -95,23 +98,37 @@ class WebhookSweeper:
         return SweepResult(found, tuple(requeued))
 
     def _received_before(self, cutoff: float) -> Iterator[list[str]]:
-        """Pages of ids of webhooks ``received`` before ``cutoff``, oldest first."""
+        """Pages of ids of webhooks ``received`` before ``cutoff``, oldest first across the
+        index's shards (each shard is queried in order; the shards are merged)."""
+        shards = (
+            self._shard_received_before(key, cutoff) for key in shard_keys(WebhookStatus.RECEIVED)
+        )
+        # Bounded: at most MAX_PAGES_PER_LIMIT pages for every page of `limit`.
+        budget = MAX_PAGES_PER_LIMIT * -(-self.limit // PAGE_SIZE) * PAGE_SIZE
+        page: list[str] = []
+        for item in itertools.islice(merged(shards, newest_first=False), budget):
+            page.append(item["webhookId"]["S"])
+            if len(page) == PAGE_SIZE:
+                yield page
+                page = []
+        if page:
+            yield page
+
+    def _shard_received_before(self, key: dict[str, str], cutoff: float) -> Iterator[Item]:
+        """One shard's entries received before ``cutoff``, oldest first, read a page at a time
+        (only when the merge needs them)."""
         query: dict[str, Any] = {
             "TableName": self.table,
             "IndexName": BY_STATUS,
-            "KeyConditionExpression": "#s = :received AND receivedAt < :cutoff",
-            "ExpressionAttributeNames": {"#s": "status"},
-            "ExpressionAttributeValues": {
-                ":received": s(WebhookStatus.RECEIVED),
-                ":cutoff": n(cutoff),
-            },
+            "KeyConditionExpression": "#shard = :shard AND receivedAt < :cutoff",
+            "ExpressionAttributeNames": {"#shard": STATUS_SHARD},
+            "ExpressionAttributeValues": {":shard": key, ":cutoff": n(cutoff)},
             "Limit": PAGE_SIZE,
         }
-        # Bounded: at most MAX_PAGES_PER_LIMIT pages for every page of `limit`.
-        for _ in range(MAX_PAGES_PER_LIMIT * -(-self.limit // PAGE_SIZE)):
+        while True:
             with aws_call("listing stranded webhooks"):
                 page = self.dynamodb.query(**query)
-            yield [item["webhookId"]["S"] for item in page.get("Items", [])]
+            yield from page.get("Items", [])
             if "LastEvaluatedKey" not in page:
                 return
             query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
