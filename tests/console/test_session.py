@@ -23,7 +23,8 @@ def test_a_forged_or_malformed_cookie_is_no_session() -> None:
     _, cookie = sessions.issue()
     expires, nonce, mac = cookie.split(".")
     longer = f"{int(expires) + 10**6}.{nonce}.{mac}"
-    for forged in (longer, f"{expires}.other.{mac}", "garbage", "", "1.2", f"{cookie}0"):
+    non_ascii = f"{expires}.{nonce}.{mac[:-1]}é"  # compare_digest refuses non-ASCII str
+    for forged in (longer, f"{expires}.other.{mac}", "garbage", "", "1.2", f"{cookie}0", non_ascii):
         assert sessions.read(forged) is None, forged
     # Another token signs other sessions: changing the token ends every session.
     assert Sessions(TOKEN + "-rotated", clock).read(cookie) is None
@@ -37,6 +38,7 @@ def test_the_csrf_token_belongs_to_one_session() -> None:
     assert not sessions.csrf_matches(mine, sessions.csrf(theirs))
     assert not sessions.csrf_matches(mine, None)
     assert not sessions.csrf_matches(mine, "")
+    assert not sessions.csrf_matches(mine, "é" * 43)
 
 
 def test_without_a_token_nothing_logs_in() -> None:

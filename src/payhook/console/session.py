@@ -67,7 +67,7 @@ class Sessions:
         expires, _, nonce = body.partition(".")
         if not (expires.isdigit() and nonce and mac):
             return None
-        if not hmac.compare_digest(mac, self._mac("session", body)):
+        if not _same(mac, self._mac("session", body)):
             return None
         if int(expires) <= self._clock():
             return None
@@ -77,8 +77,14 @@ class Sessions:
         return self._mac("csrf", session.nonce)
 
     def csrf_matches(self, session: Session, given: str | None) -> bool:
-        return given is not None and hmac.compare_digest(given, self.csrf(session))
+        return given is not None and _same(given, self.csrf(session))
 
     def _mac(self, purpose: str, text: str) -> str:
         message = f"{purpose}:{text}".encode()
         return hmac.new(self._key, message, hashlib.sha256).hexdigest()
+
+
+def _same(given: str, expected: str) -> bool:
+    """Constant-time equality of a client's string (any characters: compared as UTF-8 bytes,
+    since ``compare_digest`` refuses non-ASCII str) with an expected one."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode())
