@@ -23,7 +23,7 @@ from typing import Any
 
 from payhook.backends.aws.errors import aws_call
 from payhook.backends.aws.items import Item, optional_n, optional_s, s, webhook_from_item
-from payhook.backends.aws.payments import payment_from_item
+from payhook.backends.aws.payments import DynamoProcessingStore, payment_from_item
 from payhook.backends.aws.status_index import (
     BY_STATUS,
     STATUS_SHARD,
@@ -81,6 +81,10 @@ class DynamoReader:
         self.dynamodb = dynamodb
         self.webhooks_table = webhooks_table
         self.payments_table = payments_table
+        # One item by its key: read as the processor reads it.
+        self._items = DynamoProcessingStore(
+            dynamodb, webhooks_table=webhooks_table, payments_table=payments_table
+        )
 
     def close(self) -> None:
         """Nothing to release (boto3 clients close with the process)."""
@@ -93,13 +97,7 @@ class DynamoReader:
     # webhooks ----------------------------------------------------------------------------
 
     def webhook(self, webhook_id: str) -> StoredWebhook | None:
-        with aws_call("reading the webhook"):
-            item = self.dynamodb.get_item(
-                TableName=self.webhooks_table,
-                Key={"webhookId": s(webhook_id)},
-                ConsistentRead=True,
-            ).get("Item")
-        return webhook_from_item(item) if item else None
+        return self._items.get_webhook(webhook_id)
 
     def webhooks(self, query: WebhookQuery) -> Page[StoredWebhook]:
         filters = _Filters()
@@ -180,13 +178,7 @@ class DynamoReader:
     # payments ----------------------------------------------------------------------------
 
     def payment(self, provider: str, payment_id: str) -> PaymentRecord | None:
-        with aws_call("reading the payment"):
-            item = self.dynamodb.get_item(
-                TableName=self.payments_table,
-                Key={"provider": s(provider), "paymentId": s(payment_id)},
-                ConsistentRead=True,
-            ).get("Item")
-        return payment_from_item(item) if item else None
+        return self._items.get_payment(provider, payment_id)
 
     def payments(self, query: PaymentQuery) -> Page[PaymentRecord]:
         """One provider: a Query of its partition; otherwise a Scan."""

@@ -25,7 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from payhook.backends.aws.errors import CONDITION_FAILED, aws_call, error_code, unavailable
 from payhook.backends.aws.items import n, s
 from payhook.backends.aws.messages import SQS_BATCH_LIMIT, send_to_queue, webhook_id_of
-from payhook.backends.aws.status_index import STATUS_SHARD, status_shard
+from payhook.backends.aws.status_index import reset_to_received
 from payhook.core.clock import Clock, system_clock
 from payhook.core.model import WebhookStatus
 from payhook.errors import PayloadError
@@ -92,20 +92,11 @@ class _Redrive:
         """Dead -> received; None when reset, else the status found (or "missing")."""
         now = n(self.clock())
         try:
+            reset = reset_to_received(self.table, webhook_id, now, stamp="redrivenAt")
+            reset["ExpressionAttributeValues"][":dead"] = s(WebhookStatus.DEAD)
             self.dynamodb.update_item(
-                TableName=self.table,
-                Key={"webhookId": s(webhook_id)},
-                UpdateExpression="SET #s = :received, #shard = :shard, attempts = :zero,"
-                " enqueuedAt = :now, redrivenAt = :now REMOVE #e, lastAttemptAt",
+                **reset,
                 ConditionExpression="#s = :dead",
-                ExpressionAttributeNames={"#s": "status", "#shard": STATUS_SHARD, "#e": "error"},
-                ExpressionAttributeValues={
-                    ":received": s(WebhookStatus.RECEIVED),
-                    ":shard": status_shard(WebhookStatus.RECEIVED, webhook_id),
-                    ":dead": s(WebhookStatus.DEAD),
-                    ":zero": n(0),
-                    ":now": now,
-                },
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:

@@ -12,11 +12,10 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from payhook.backends.aws.errors import CONDITION_FAILED, error_code, unavailable
-from payhook.backends.aws.items import n, s
+from payhook.backends.aws.items import n
 from payhook.backends.aws.messages import send_to_queue
-from payhook.backends.aws.status_index import STATUS_SHARD, status_shard
+from payhook.backends.aws.status_index import reset_to_received
 from payhook.core.clock import Clock, system_clock
-from payhook.core.model import WebhookStatus
 
 
 def replay_webhook(
@@ -31,18 +30,8 @@ def replay_webhook(
     """Queue ``webhook_id`` for processing again; False when no such webhook is stored."""
     try:
         dynamodb.update_item(
-            TableName=webhooks_table,
-            Key={"webhookId": s(webhook_id)},
-            UpdateExpression="SET #s = :received, #shard = :shard, attempts = :zero,"
-            " enqueuedAt = :now, replayedAt = :now REMOVE #e, lastAttemptAt",
+            **reset_to_received(webhooks_table, webhook_id, n(clock()), stamp="replayedAt"),
             ConditionExpression="attribute_exists(webhookId)",
-            ExpressionAttributeNames={"#s": "status", "#shard": STATUS_SHARD, "#e": "error"},
-            ExpressionAttributeValues={
-                ":received": s(WebhookStatus.RECEIVED),
-                ":shard": status_shard(WebhookStatus.RECEIVED, webhook_id),
-                ":zero": n(0),
-                ":now": n(clock()),
-            },
         )
     except ClientError as exc:
         if error_code(exc) == CONDITION_FAILED:

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from payhook.backends.aws.errors import aws_call
+from payhook.core.model import WebhookStatus
 
 BY_STATUS = "byStatus"  # infra/constructs/storage.py: statusShard (S) + receivedAt (N), keys only
 STATUS_SHARD = "statusShard"
@@ -44,6 +45,27 @@ def shard_of(webhook_id: str) -> int:
 def status_shard(status: str, webhook_id: str) -> dict[str, str]:
     """The ``statusShard`` attribute value of ``webhook_id`` in ``status``."""
     return {"S": f"{status}#{shard_of(webhook_id)}"}
+
+
+def reset_to_received(
+    table: str, webhook_id: str, now: dict[str, str], *, stamp: str
+) -> dict[str, Any]:
+    """The ``update_item`` arguments (the caller adds its condition) that set a webhook back
+    to ``received``, its shard key with it, with fresh attempts, ``enqueuedAt`` and ``stamp``
+    at ``now``, and no error: what a redrive and a replay both do before re-queueing it."""
+    return {
+        "TableName": table,
+        "Key": {"webhookId": {"S": webhook_id}},
+        "UpdateExpression": "SET #s = :received, #shard = :shard, attempts = :zero,"
+        f" enqueuedAt = :now, {stamp} = :now REMOVE #e, lastAttemptAt",
+        "ExpressionAttributeNames": {"#s": "status", "#shard": STATUS_SHARD, "#e": "error"},
+        "ExpressionAttributeValues": {
+            ":received": {"S": str(WebhookStatus.RECEIVED)},
+            ":shard": status_shard(WebhookStatus.RECEIVED, webhook_id),
+            ":zero": {"N": "0"},
+            ":now": now,
+        },
+    }
 
 
 def shard_keys(status: str) -> list[dict[str, str]]:

@@ -13,6 +13,7 @@ from payhook.runtimes.aws_lambda.logs import configure_logging
 
 if TYPE_CHECKING:
     from payhook.backends.aws.secrets import ProviderSecret
+    from payhook.backends.aws.webhooks import DynamoWebhookStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,20 @@ class ColdStart:
             self.clients.secretsmanager,
             self.settings.providers_secret_arn,
             cache_seconds=self.settings.secret_cache_seconds,
+            clock=clock,
+        )
+
+    def webhook_store(self, clock: Clock) -> DynamoWebhookStore:
+        """The store webhooks are put into and queued from (the receiver, reconciliation)."""
+        from payhook.backends.aws.webhooks import DynamoWebhookStore
+
+        settings = self.settings
+        return DynamoWebhookStore(
+            self.clients.dynamodb,
+            self.clients.sqs,
+            table=settings.webhooks_table,
+            queue_url=settings.queue_url,
+            retention_seconds=settings.raw_payload_retention_seconds,
             clock=clock,
         )
 

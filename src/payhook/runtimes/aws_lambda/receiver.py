@@ -17,7 +17,6 @@ from typing import Any
 from payhook.backends.aws.clients import AwsClients
 from payhook.backends.aws.secrets import UNUSABLE, ProviderSecret
 from payhook.backends.aws.settings import AwsSettings
-from payhook.backends.aws.webhooks import DynamoWebhookStore
 from payhook.core.clock import Clock, system_clock
 from payhook.core.ports import WebhookStore
 from payhook.errors import ConfigError, StorageUnavailableError
@@ -55,16 +54,7 @@ class Receiver:
     ) -> Receiver:
         """Cold start: validate settings and create clients (no network call)."""
         start = cold_start(environ, REQUIRED, clients)
-        settings = start.settings
-        store = DynamoWebhookStore(
-            start.clients.dynamodb,
-            start.clients.sqs,
-            table=settings.webhooks_table,
-            queue_url=settings.queue_url,
-            retention_seconds=settings.raw_payload_retention_seconds,
-            clock=clock,
-        )
-        return cls(settings, start.provider_secret(clock), store, clock)
+        return cls(start.settings, start.provider_secret(clock), start.webhook_store(clock), clock)
 
     def handle(self, event: Mapping[str, Any]) -> dict[str, Any]:
         name = api.provider_name(event)

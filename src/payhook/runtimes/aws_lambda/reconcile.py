@@ -23,7 +23,6 @@ from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
 from payhook.backends.aws.clients import AwsClients
-from payhook.backends.aws.webhooks import DynamoWebhookStore
 from payhook.backfill.clients import events_api, supported
 from payhook.backfill.memory import MemoryCursors
 from payhook.backfill.source import EventsApi
@@ -124,16 +123,8 @@ def reconcile_from_environment(
 ) -> Reconcile:
     """Cold start: validate settings and create clients (no network call)."""
     start = cold_start(environ, REQUIRED, clients)
-    settings = start.settings
     secret = start.provider_secret(clock)
-    store = DynamoWebhookStore(
-        start.clients.dynamodb,
-        start.clients.sqs,
-        table=settings.webhooks_table,
-        queue_url=settings.queue_url,
-        retention_seconds=settings.raw_payload_retention_seconds,
-        clock=clock,
-    )
+    store = start.webhook_store(clock)
     only = tuple(
         p.strip() for p in environ.get("PAYHOOK_RECONCILE_PROVIDERS", "").split(",") if p.strip()
     )
