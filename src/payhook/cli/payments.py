@@ -40,33 +40,21 @@ def list_payments(settings: Settings, args: argparse.Namespace) -> int:
             page = store.payments(PaymentQuery(args.status, args.provider, args.limit, args.cursor))
     finally:
         store.close()
-    if args.json:
-        render.emit_json(
-            {
-                "payments": [payment_view(r) for r in page.items],
-                "total": page.total,
-                "cursor": page.cursor,
-            }
-        )
-        return 0
-    render.table(
-        ["provider", "payment", "status", "amount", "refunded", "updated"],
-        [
-            [
-                r.provider,
-                r.payment_id,
-                r.status,
-                money(r.amount, r.currency),
-                money(r.amount_refunded, r.currency),
-                render.when(r.updated_at),
-            ]
-            for r in page.items
+    render.page(
+        page,
+        "payments",
+        as_json=args.json,
+        view=payment_view,
+        headers=["provider", "payment", "status", "amount", "refunded", "updated"],
+        row=lambda r: [
+            r.provider,
+            r.payment_id,
+            r.status,
+            money(r.amount, r.currency),
+            money(r.amount_refunded, r.currency),
+            render.when(r.updated_at),
         ],
     )
-    footer = f"{len(page.items):,} of {page.total:,}"
-    if page.cursor:
-        footer += f"; next page: --cursor {page.cursor}"
-    print(footer)
     return 0
 
 

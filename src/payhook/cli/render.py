@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
+from payhook.core.queries import Page
 from payhook.views import iso
+
+T = TypeVar("T")
 
 
 def when(timestamp: float | None) -> str:
@@ -28,6 +31,29 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         out.write("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n")
     if not cells:
         out.write("(none)\n")
+
+
+def page(
+    items: Page[T],
+    key: str,
+    *,
+    as_json: bool,
+    view: Callable[[T], Any],
+    headers: Sequence[str],
+    row: Callable[[T], Sequence[Any]],
+) -> None:
+    """One page of a list command: JSON (``key``, ``total``, ``cursor``), or a table and the
+    footer "N of M" with the option that fetches the next page."""
+    if as_json:
+        emit_json(
+            {key: [view(i) for i in items.items], "total": items.total, "cursor": items.cursor}
+        )
+        return
+    table(headers, [row(i) for i in items.items])
+    footer = f"{len(items.items):,} of {items.total:,}"
+    if items.cursor:
+        footer += f"; next page: --cursor {items.cursor}"
+    print(footer)
 
 
 def fields(pairs: Sequence[tuple[str, Any]]) -> None:

@@ -74,20 +74,7 @@ def list_webhooks(settings: Settings, args: argparse.Namespace) -> int:
             page = store.webhooks(query)
     finally:
         store.close()
-    if args.json:
-        render.emit_json(
-            {
-                "webhooks": [webhook_view(w) for w in page.items],
-                "total": page.total,
-                "cursor": page.cursor,
-            }
-        )
-        return 0
-    render.table(HEADERS, [row(w) for w in page.items])
-    footer = f"{len(page.items):,} of {page.total:,}"
-    if page.cursor:
-        footer += f"; next page: --cursor {page.cursor}"
-    print(footer)
+    render.page(page, "webhooks", as_json=args.json, view=webhook_view, headers=HEADERS, row=row)
     return 0
 
 
