@@ -16,6 +16,7 @@ from payhook.backends.sqlite import (
     connect,
     initialize,
 )
+from payhook.backends.sqlite.audit import INSERT_ENTRY, entry_values
 from payhook.backends.sqlite.schema import migrations
 from payhook.core.audit import GENESIS_HASH, AuditEntry, compute_hash
 from payhook.core.chain_key import HmacChainKey
@@ -77,25 +78,7 @@ def rewrite(db_path: str, entries: list[AuditEntry]) -> None:
         chained.append(dataclasses.replace(relinked, hash=compute_hash(relinked)))
     conn = connect(db_path)
     conn.execute("DELETE FROM audit")
-    conn.executemany(
-        "INSERT INTO audit (seq, recorded_at, entity, entity_key, action, data, source_id,"
-        " prev_hash, hash, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            (
-                e.seq,
-                e.recorded_at,
-                e.entity,
-                e.entity_key,
-                e.action,
-                json.dumps(e.data, sort_keys=True),
-                e.source_id,
-                e.prev_hash,
-                e.hash,
-                e.mac,
-            )
-            for e in chained
-        ],
-    )
+    conn.executemany(INSERT_ENTRY, [entry_values(e) for e in chained])
     conn.execute("UPDATE audit_head SET seq = ?, hash = ?", (chained[-1].seq, chained[-1].hash))
     conn.close()
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
+from typing import Any
 
 from payhook.backends.sqlite.changes import (
     SqliteChangeFeed,
@@ -18,7 +19,7 @@ from payhook.backends.sqlite.changes import (
     read_head,
     recorded_head,
 )
-from payhook.backends.sqlite.schema import Component, run_write
+from payhook.backends.sqlite.schema import Component, read_snapshot, run_write
 from payhook.core.audit import AuditEntry, Change, PaymentRow, extend
 from payhook.core.chain_key import ChainKey, HmacChainKey
 from payhook.core.clock import Clock, iso_utc, system_clock
@@ -52,15 +53,10 @@ class SqliteAuditLog(Component):
         for row in self.conn.execute("SELECT * FROM audit ORDER BY seq"):
             yield entry_from_row(row)
 
-    @contextmanager
-    def snapshot(self) -> Iterator[None]:
+    def snapshot(self) -> AbstractContextManager[None]:
         """Reads inside see one state of the database (a read transaction), so that entries,
         payment rows and pending changes are compared as of one moment."""
-        self.conn.execute("BEGIN")
-        try:
-            yield
-        finally:
-            self.conn.execute("COMMIT")
+        return read_snapshot(self.conn)
 
     def payment_rows(self) -> Iterator[PaymentRow]:
         cursor = self.conn.execute(
@@ -102,6 +98,20 @@ class SqliteAuditLog(Component):
         return len(changes)
 
 
+#: One audit entry from ``entry_values``.
+INSERT_ENTRY = (
+    "INSERT INTO audit (seq, recorded_at, entity, entity_key, action, data, source_id,"
+    " prev_hash, hash, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def entry_values(e: AuditEntry) -> tuple[Any, ...]:
+    """``e`` as the values of ``INSERT_ENTRY`` (its data as sorted-key JSON)."""
+    data = json.dumps(e.data, sort_keys=True)
+    return (e.seq, e.recorded_at, e.entity, e.entity_key, e.action, data, e.source_id,
+            e.prev_hash, e.hash, e.mac)  # fmt: skip
+
+
 def _append(
     conn: sqlite3.Connection, entries: Sequence[AuditEntry], expected_head: AuditEntry | None
 ) -> None:
@@ -109,25 +119,7 @@ def _append(
         return
     if recorded_head(conn) != ((expected_head.seq, expected_head.hash) if expected_head else None):
         raise ConcurrencyError("audit head moved")
-    conn.executemany(
-        "INSERT INTO audit (seq, recorded_at, entity, entity_key, action, data, source_id,"
-        " prev_hash, hash, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            (
-                e.seq,
-                e.recorded_at,
-                e.entity,
-                e.entity_key,
-                e.action,
-                json.dumps(e.data, sort_keys=True),
-                e.source_id,
-                e.prev_hash,
-                e.hash,
-                e.mac,
-            )
-            for e in entries
-        ],
-    )
+    conn.executemany(INSERT_ENTRY, [entry_values(e) for e in entries])
     last = entries[-1]
     conn.execute(
         "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?)"

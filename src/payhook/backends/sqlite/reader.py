@@ -9,8 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from urllib.parse import quote
 
 from payhook.backends.sqlite.outbox import FailedDelivery
 from payhook.backends.sqlite.queue import DeadLetter
-from payhook.backends.sqlite.schema import migrations, schema_version
+from payhook.backends.sqlite.schema import migrations, read_snapshot, schema_version
 from payhook.backends.sqlite.webhooks import WEBHOOK_COLUMNS, webhook_from_row
 from payhook.core.ledger import PaymentRecord
 from payhook.core.model import StoredWebhook, webhook_id_for
@@ -85,14 +84,9 @@ class SqliteReader:
             ).fetchone()[0]
         return Backlog(depth, oldest, dead, failed)
 
-    @contextmanager
-    def snapshot(self) -> Iterator[None]:
+    def snapshot(self) -> AbstractContextManager[None]:
         """Reads inside see one state of the database (a read transaction)."""
-        self.conn.execute("BEGIN")
-        try:
-            yield
-        finally:
-            self.conn.execute("COMMIT")
+        return read_snapshot(self.conn)
 
     # webhooks ----------------------------------------------------------------------------
 

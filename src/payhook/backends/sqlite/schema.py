@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -175,6 +176,16 @@ class WriteExecutor(Protocol):
     def call(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
 
     def submit_call(self, fn: Callable[[sqlite3.Connection], T]) -> Future[T]: ...
+
+
+@contextmanager
+def read_snapshot(conn: sqlite3.Connection) -> Iterator[None]:
+    """Reads inside see one state of the database (a read transaction on ``conn``)."""
+    conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        conn.execute("COMMIT")
 
 
 class Component:
