@@ -4,6 +4,7 @@ will change. Writes go through the host's single writer where the use case takes
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from starlette.responses import RedirectResponse, Response
@@ -11,7 +12,7 @@ from starlette.responses import RedirectResponse, Response
 from payhook.backends.sqlite import SqliteAuditLog, SqliteQueue
 from payhook.backends.sqlite.audit import embedded_chain_key
 from payhook.backends.sqlite.outbox import SqliteOutbox
-from payhook.backends.sqlite.reader import open_read_only
+from payhook.backends.sqlite.reader import SqliteReader, open_read_only
 from payhook.console.call import PREFIX, Call
 from payhook.console.filters import dead_letters, failed_deliveries
 from payhook.console.session import COOKIE
@@ -38,18 +39,31 @@ def _confirm(
     return console.render(call, "confirm.html", title=title, action=action, ids=ids, what=what)
 
 
+def _selected(
+    console: Console, call: Call, matching: Callable[[SqliteReader], list[str]]
+) -> list[str]:
+    """The ids an action is for: all ``matching`` the filter (scope=matching), or the ones
+    ticked, each once."""
+    if call.value("scope") == "matching":
+        with console.reader() as reader:
+            return matching(reader)
+    return list(dict.fromkeys(call.values("ids")))
+
+
 def _result(console: Console, call: Call, **context: Any) -> Response:
     return console.render(call, "result.html", **context)
 
 
 def redrive(console: Console, call: Call) -> Response:
     """Dead letters back to the queue: the selected ones, or all matching the filter."""
-    if call.value("scope") == "matching":
-        with console.reader() as reader:
-            found = dead_letters(reader, call.value("provider"), call.value("reason"))
-        ids = [f.letter.webhook_id for f in found]
-    else:
-        ids = list(dict.fromkeys(call.values("ids")))
+    ids = _selected(
+        console,
+        call,
+        lambda reader: [
+            f.letter.webhook_id
+            for f in dead_letters(reader, call.value("provider"), call.value("reason"))
+        ],
+    )
     if call.value("confirm") != "yes":
         return _confirm(
             console,
@@ -66,7 +80,8 @@ def redrive(console: Console, call: Call) -> Response:
         moved = queue.redrive(ids) if ids else []
     finally:
         queue.conn.close()
-    missing = [i for i in ids if i not in set(moved)]
+    moved_ids = set(moved)
+    missing = [i for i in ids if i not in moved_ids]
     return _result(
         console,
         call,
@@ -83,12 +98,13 @@ def redrive(console: Console, call: Call) -> Response:
 def retry(console: Console, call: Call) -> Response:
     """Outbox deliveries that gave up get a fresh set of attempts."""
     max_attempts = console.settings.outbox.max_attempts
-    if call.value("scope") == "matching":
-        with console.reader() as reader:
-            found = failed_deliveries(reader, max_attempts, call.value("error"))
-        ids = [f.event_id for f in found]
-    else:
-        ids = list(dict.fromkeys(call.values("ids")))
+    ids = _selected(
+        console,
+        call,
+        lambda reader: [
+            f.event_id for f in failed_deliveries(reader, max_attempts, call.value("error"))
+        ],
+    )
     if call.value("confirm") != "yes":
         return _confirm(
             console,
@@ -108,7 +124,8 @@ def retry(console: Console, call: Call) -> Response:
         reset = outbox.retry(ids) if ids else []
     finally:
         outbox.close()
-    missing = [i for i in ids if i not in set(reset)]
+    reset_ids = set(reset)
+    missing = [i for i in ids if i not in reset_ids]
     return _result(
         console,
         call,
