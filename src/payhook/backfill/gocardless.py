@@ -13,9 +13,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from payhook.backfill.errors import ProviderApiError
 from payhook.backfill.http import JsonApi
-from payhook.backfill.source import Page, api_event
+from payhook.backfill.source import Page, api_event, listed
 from payhook.core.model import VerifiedEvent
 from payhook.providers.base import dig, iso_timestamp
 
@@ -40,9 +39,7 @@ class GoCardlessEvents:
         if cursor:
             params["after"] = cursor
         answer = self.api.call("GET", "/events", headers=self.headers, params=params)
-        data = answer.get("events")
-        if not isinstance(data, list):
-            raise ProviderApiError(f"{self.provider}: /events answered without an events list")
+        data = listed(answer, "events", "/events", self.provider)
         after = dig(answer, "meta", "cursors", "after")
         events = [gocardless_event(item, self.provider) for item in data]
         return Page(events, after if isinstance(after, str) and after and events else None)

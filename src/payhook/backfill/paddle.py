@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from payhook.backfill.errors import ProviderApiError
 from payhook.backfill.http import JsonApi
-from payhook.backfill.source import Page, api_event
+from payhook.backfill.source import Page, api_event, listed
 from payhook.core.model import VerifiedEvent
 from payhook.providers.base import dig, iso_timestamp
 
@@ -34,9 +34,7 @@ class PaddleEvents:
         if cursor:
             params["after"] = cursor
         answer = self.api.call("GET", "/events", headers=self.headers, params=params)
-        data = answer.get("data")
-        if not isinstance(data, list):
-            raise ProviderApiError(f"{self.provider}: /events answered without a data list")
+        data = listed(answer, "data", "/events", self.provider)
         events = [paddle_event(item, self.provider) for item in data]
         kept = [e for e in events if e.occurred_at is None or e.occurred_at >= since]
         if len(kept) < len(events) or dig(answer, "meta", "pagination", "has_more") is not True:

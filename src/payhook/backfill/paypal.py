@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from payhook.backfill.errors import CredentialsError, ProviderApiError
 from payhook.backfill.http import JsonApi
-from payhook.backfill.source import Page, api_event
+from payhook.backfill.source import Page, api_event, listed
 from payhook.core.model import VerifiedEvent
 from payhook.providers.base import iso_timestamp
 
@@ -68,9 +68,7 @@ class PayPalEvents:
         elif urlsplit(path).netloc != urlsplit(self.api.base_url).netloc:
             raise ProviderApiError(f"{self.provider}: a next link leaves the API host")
         answer = self.api.call("GET", path, headers=self._headers(), params=params)
-        data = answer.get("events")
-        if not isinstance(data, list):
-            raise ProviderApiError(f"{self.provider}: {EVENTS_PATH} answered without events")
+        data = listed(answer, "events", EVENTS_PATH, self.provider)
         events = [paypal_event(item, self.provider) for item in data]
         links = answer.get("links") if isinstance(answer.get("links"), list) else []
         following = [

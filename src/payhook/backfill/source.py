@@ -54,6 +54,17 @@ class CursorStore(Protocol):
     def save(self, cursor: Cursor, now: float) -> None: ...
 
 
+def listed(
+    answer: dict[str, Any], key: str, path: str, provider: str, *, missing: list[Any] | None = None
+) -> list[Any]:
+    """The list of events at ``answer[key]`` (``missing`` when the key is absent and the API
+    leaves it out of an empty page), or ProviderApiError naming the endpoint."""
+    data = answer.get(key, missing)
+    if not isinstance(data, list):
+        raise ProviderApiError(f"{provider}: {path} answered without a {key} list")
+    return data
+
+
 def api_event(
     provider: str,
     item: object,

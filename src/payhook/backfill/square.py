@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from payhook.backfill.errors import ProviderApiError
 from payhook.backfill.http import JsonApi
 from payhook.backfill.paypal import rfc3339
-from payhook.backfill.source import Page, api_event
+from payhook.backfill.source import Page, api_event, listed
 from payhook.core.model import VerifiedEvent
 from payhook.providers.base import iso_timestamp
 
@@ -36,9 +35,7 @@ class SquareEvents:
         if cursor:
             body["cursor"] = cursor
         answer = self.api.call("POST", "/v2/events", headers=self.headers, json=body)
-        data = answer.get("events", [])
-        if not isinstance(data, list):
-            raise ProviderApiError(f"{self.provider}: /v2/events answered without events")
+        data = listed(answer, "events", "/v2/events", self.provider, missing=[])
         events = [square_event(item, self.provider) for item in data]
         following = answer.get("cursor")
         return Page(events, following if isinstance(following, str) and following else None)

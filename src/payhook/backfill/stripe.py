@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from payhook.backfill.errors import ProviderApiError
 from payhook.backfill.http import JsonApi
-from payhook.backfill.source import Page, api_event
+from payhook.backfill.source import Page, api_event, listed
 from payhook.core.model import VerifiedEvent
 from payhook.providers.base import unix_time
 
@@ -33,9 +32,7 @@ class StripeEvents:
         if cursor:
             params["starting_after"] = cursor
         answer = self.api.call("GET", "/v1/events", headers=self.headers, params=params)
-        data = answer.get("data")
-        if not isinstance(data, list):
-            raise ProviderApiError(f"{self.provider}: /v1/events answered without a data list")
+        data = listed(answer, "data", "/v1/events", self.provider)
         events = [stripe_event(item, self.provider) for item in data]
         more = answer.get("has_more") is True and bool(events)
         return Page(events, events[-1].event_id if more else None)
