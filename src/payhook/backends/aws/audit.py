@@ -26,7 +26,7 @@ from payhook.backends.aws.errors import (
     error_code,
     unavailable,
 )
-from payhook.backends.aws.items import Item, integer, n, s
+from payhook.backends.aws.items import Item, batch_get, integer, n, s
 from payhook.core.audit import AuditEntry, Change, PaymentRow
 from payhook.errors import ConcurrencyError
 
@@ -35,7 +35,6 @@ HEAD_CHAIN = "head"
 SOURCE_PREFIX = "source#"
 # TransactWriteItems takes 100 items: the head plus an entry and a marker per change.
 MAX_ENTRIES_PER_APPEND = 49
-_BATCH_GET_LIMIT = 100
 MAC_ALGORITHM = "HMAC_SHA_256"
 _INVALID_MAC = "KMSInvalidMacException"
 
@@ -206,21 +205,15 @@ class DynamoAuditLog:
     def chained_sources(self, source_ids: Iterable[str]) -> set[str]:
         """Which change-feed positions already have an entry (stream retries skip them)."""
         pending = sorted(set(source_ids))
-        found: set[str] = set()
-        for start in range(0, len(pending), _BATCH_GET_LIMIT):
-            keys = [
-                {"chain": s(SOURCE_PREFIX + sid), "seq": n(0)}
-                for sid in pending[start : start + _BATCH_GET_LIMIT]
-            ]
-            request: dict[str, Any] = {
-                self.table: {"Keys": keys, "ConsistentRead": True, "ProjectionExpression": "chain"}
-            }
-            while request:
-                with aws_call("reading audit markers"):
-                    response = self.dynamodb.batch_get_item(RequestItems=request)
-                for item in response["Responses"].get(self.table, []):
-                    found.add(item["chain"]["S"][len(SOURCE_PREFIX) :])
-                request = response.get("UnprocessedKeys") or {}
+        items = batch_get(
+            self.dynamodb,
+            self.table,
+            [{"chain": s(SOURCE_PREFIX + sid), "seq": n(0)} for sid in pending],
+            "reading audit markers",
+            ConsistentRead=True,
+            ProjectionExpression="chain",
+        )
+        found = {item["chain"]["S"][len(SOURCE_PREFIX) :] for item in items}
         return found
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import zlib
 from typing import Any
 
+from payhook.backends.aws.errors import aws_call
 from payhook.backends.aws.status_index import STATUS_SHARD, status_shard
 from payhook.core.model import StoredWebhook, WebhookStatus
 from payhook.errors import PayloadError, PayloadTooLargeError
@@ -20,6 +21,38 @@ Item = dict[str, dict[str, Any]]
 COMPRESS_ABOVE_BYTES = 64 * 1024
 MAX_STORED_PAYLOAD_BYTES = 380 * 1024
 PAYLOAD_ZLIB = "zlib"
+
+
+#: DynamoDB's most keys per BatchGetItem.
+BATCH_GET_LIMIT = 100
+
+
+def batch_get(
+    dynamodb: Any,
+    table: str,
+    keys: list[Item],
+    what: str,
+    *,
+    max_rounds: int | None = None,
+    **options: Any,
+) -> list[Item]:
+    """The items of ``table`` at ``keys`` that exist (in no particular order), read
+    ``BATCH_GET_LIMIT`` keys per BatchGetItem with ``options`` (projection, consistency);
+    each call's unprocessed keys are asked again, at most ``max_rounds`` times in all when
+    given (what is still unprocessed then is left out). ``what`` names the read in errors."""
+    items: list[Item] = []
+    for start in range(0, len(keys), BATCH_GET_LIMIT):
+        request: dict[str, Any] = {
+            table: {"Keys": keys[start : start + BATCH_GET_LIMIT], **options}
+        }
+        rounds = 0
+        while request and (max_rounds is None or rounds < max_rounds):
+            rounds += 1
+            with aws_call(what):
+                answer = dynamodb.batch_get_item(RequestItems=request)
+            items += answer.get("Responses", {}).get(table, [])
+            request = answer.get("UnprocessedKeys") or {}
+    return items
 
 
 def s(value: str) -> dict[str, Any]:

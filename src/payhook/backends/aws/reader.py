@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from payhook.backends.aws.errors import aws_call
-from payhook.backends.aws.items import Item, optional_n, optional_s, s, webhook_from_item
+from payhook.backends.aws.items import Item, batch_get, optional_n, optional_s, s, webhook_from_item
 from payhook.backends.aws.payments import DynamoProcessingStore, payment_from_item
 from payhook.backends.aws.status_index import (
     BY_STATUS,
@@ -34,8 +34,6 @@ from payhook.core.ledger import PaymentRecord
 from payhook.core.model import StoredWebhook, WebhookStatus
 from payhook.core.queries import Page, PaymentQuery, WebhookQuery
 from payhook.errors import PayhookError
-
-_BATCH_GET_LIMIT = 100
 
 
 class CursorError(PayhookError):
@@ -146,16 +144,14 @@ class DynamoReader:
     def _get_items(self, keys: list[Item]) -> list[Item]:
         """The items of ``keys``, in their order (an item expired meanwhile is left out)."""
         ids = [k["webhookId"]["S"] for k in keys]
-        found: dict[str, Item] = {}
-        for start in range(0, len(ids), _BATCH_GET_LIMIT):
-            chunk = [{"webhookId": s(i)} for i in ids[start : start + _BATCH_GET_LIMIT]]
-            request: dict[str, Any] = {self.webhooks_table: {"Keys": chunk, "ConsistentRead": True}}
-            while request:
-                with aws_call("reading webhooks"):
-                    answer = self.dynamodb.batch_get_item(RequestItems=request)
-                for item in answer["Responses"].get(self.webhooks_table, []):
-                    found[item["webhookId"]["S"]] = item
-                request = answer.get("UnprocessedKeys") or {}
+        items = batch_get(
+            self.dynamodb,
+            self.webhooks_table,
+            [{"webhookId": s(i)} for i in ids],
+            "reading webhooks",
+            ConsistentRead=True,
+        )
+        found = {item["webhookId"]["S"]: item for item in items}
         return [found[i] for i in ids if i in found]
 
     def dead_letters(self) -> list[DeadWebhook]:

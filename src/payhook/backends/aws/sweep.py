@@ -24,7 +24,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from payhook.backends.aws.errors import CONDITION_FAILED, aws_call, error_code, unavailable
-from payhook.backends.aws.items import Item, n, optional_n, s
+from payhook.backends.aws.items import Item, batch_get, n, optional_n, s
 from payhook.backends.aws.messages import SQS_BATCH_LIMIT, send_to_queue
 from payhook.backends.aws.status_index import BY_STATUS, STATUS_SHARD, merged, shard_keys
 from payhook.core.clock import Clock, system_clock
@@ -137,21 +137,15 @@ class WebhookSweeper:
         """Those of ``webhook_ids`` neither queued nor attempted since ``cutoff``, in order."""
         if not webhook_ids:
             return []
-        request: dict[str, Any] = {
-            self.table: {
-                "Keys": [{"webhookId": s(wid)} for wid in webhook_ids],
-                "ProjectionExpression": "webhookId, #s, enqueuedAt, lastAttemptAt",
-                "ExpressionAttributeNames": {"#s": "status"},
-            }
-        }
-        items: list[Item] = []
-        for _ in range(MAX_BATCH_GET_ROUNDS):  # unprocessed keys are retried, a bounded number
-            with aws_call("reading stranded webhooks"):
-                response = self.dynamodb.batch_get_item(RequestItems=request)
-            items += response.get("Responses", {}).get(self.table, [])
-            request = response.get("UnprocessedKeys") or {}
-            if not request:
-                break
+        items = batch_get(
+            self.dynamodb,
+            self.table,
+            [{"webhookId": s(wid)} for wid in webhook_ids],
+            "reading stranded webhooks",
+            max_rounds=MAX_BATCH_GET_ROUNDS,  # unprocessed keys are retried, a bounded number
+            ProjectionExpression="webhookId, #s, enqueuedAt, lastAttemptAt",
+            ExpressionAttributeNames={"#s": "status"},
+        )
         stranded = {
             item["webhookId"]["S"]
             for item in items
