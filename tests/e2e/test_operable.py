@@ -45,14 +45,17 @@ def _metric(text: str, name: str, **labels: str) -> float | None:
     return None
 
 
+def _stopped_output(server: PayhookServer) -> str:
+    """Stop the server (SIGTERM) and return everything it printed."""
+    assert server.process is not None
+    process, server.process = server.process, None
+    process.send_signal(signal.SIGTERM)
+    return process.communicate(timeout=60)[0].decode()
+
+
 def _log_lines(server: PayhookServer) -> list[dict[str, object]]:
     """Stop the server and return its JSON log lines."""
-    assert server.process is not None
-    assert server.process.stdout is not None
-    process = server.process
-    process.send_signal(signal.SIGTERM)
-    output = process.communicate(timeout=60)[0].decode()
-    server.process = None
+    output = _stopped_output(server)
     return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
 
 
@@ -204,11 +207,7 @@ def test_the_admin_token_guards_the_admin_listener_and_logs_can_be_text(tmp_path
         event = sample_event("payment_intent.succeeded", int(time.time()))
         assert _deliver(server, event).status_code == 200
     finally:
-        assert server.process is not None
-        assert server.process.stdout is not None
-        server.process.send_signal(signal.SIGTERM)
-        output = server.process.communicate(timeout=60)[0].decode()
-        server.process = None
+        output = _stopped_output(server)
     deliveries = [line for line in output.splitlines() if " delivery " in line]
     assert len(deliveries) == 1
     assert re.search(

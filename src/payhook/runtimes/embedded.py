@@ -121,7 +121,6 @@ class EmbeddedRuntime:
             error = error or f"cannot read the database: {type(exc).__name__}"
             backlog = Backlog(0, None, 0, 0)
         now = self.clock()
-        oldest = backlog.oldest_enqueued_at
         return Figures(
             now=now,
             storage_writable=error is None,
@@ -130,7 +129,7 @@ class EmbeddedRuntime:
             workers_alive=sum(t.is_alive() for _, t in self._threads.values()),
             worker_restarts=self.restarts,
             queue_depth=backlog.queue_depth,
-            oldest_queued_age_seconds=max(0.0, now - oldest) if oldest is not None else 0.0,
+            oldest_queued_age_seconds=backlog.oldest_age(now),
             dead_letters=backlog.dead_letters,
             outbox_failed=backlog.outbox_failed,
             processed=self.processed,

@@ -33,8 +33,7 @@ class StoredState(Collector):
 
     def collect(self) -> Iterable[Metric]:
         backlog = self.read()
-        oldest = backlog.oldest_enqueued_at
-        age = max(0.0, self.clock() - oldest) if oldest is not None else 0.0
+        age = backlog.oldest_age(self.clock())
         for name, documentation, value in (
             ("payhook_queue_depth", "Webhooks queued for processing.", backlog.queue_depth),
             (

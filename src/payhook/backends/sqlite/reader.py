@@ -34,6 +34,11 @@ class Backlog:
     dead_letters: int
     outbox_failed: int  # forwarded events whose delivery gave up
 
+    def oldest_age(self, now: float) -> float:
+        """Seconds the oldest queued webhook has waited at ``now`` (0 with an empty queue)."""
+        oldest = self.oldest_enqueued_at
+        return max(0.0, now - oldest) if oldest is not None else 0.0
+
 
 class CursorError(PayhookError):
     """A cursor this database never printed."""
