@@ -44,6 +44,10 @@ class JsonFormatter(logging.Formatter):
         self.static = dict(static or {})
 
     def format(self, record: logging.LogRecord) -> str:
+        return json.dumps(self.fields(record), default=str, separators=(",", ":"))
+
+    def fields(self, record: logging.LogRecord) -> dict[str, Any]:
+        """The line's fields, in order."""
         entry: dict[str, Any] = {
             "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(
                 timespec="milliseconds"
@@ -62,7 +66,7 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info and record.exc_info[0] is not None:
             entry["exception"] = record.exc_info[0].__name__
             entry["stack"] = _frames(record.exc_info[2])
-        return json.dumps(entry, default=str, separators=(",", ":"))
+        return entry
 
 
 def _frames(tb: TracebackType | None) -> list[str]:
@@ -80,7 +84,7 @@ class TextFormatter(JsonFormatter):
     message, then ``key=value`` for each further field (values JSON-encoded)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        entry = json.loads(super().format(record))
+        entry = self.fields(record)
         head = [entry.pop(key) for key in ("timestamp", "level", "logger", "message")]
         fields = " ".join(
             f"{key}={json.dumps(value, default=str, separators=(',', ':'))}"
