@@ -198,23 +198,8 @@ class PayhookReconcile(Construct):
     def _allow_log_group(self, service: PayhookService) -> None:
         """CloudWatch Logs may encrypt this function's log group with the stack's key (the
         service's own statement lists its log groups only)."""
-        stack = Stack.of(self)
-        name = self.function.log_group_name
-        arn = f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:log-group:{name}"
-        service.encryption.key.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="AllowCloudWatchLogsForReconcileLogGroup",
-                principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
-                actions=[
-                    "kms:Decrypt*",
-                    "kms:Describe*",
-                    "kms:Encrypt*",
-                    "kms:GenerateDataKey*",
-                    "kms:ReEncrypt*",
-                ],
-                resources=["*"],
-                conditions={"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": [arn]}},
-            )
+        service.encryption.allow_log_groups(
+            [self.function.log_group_name], sid="AllowCloudWatchLogsForReconcileLogGroup"
         )
 
 

@@ -78,8 +78,11 @@ class PayhookKey(Construct):
             )
         )
 
-    def allow_log_groups(self, log_group_names: Sequence[str]) -> None:
-        """CloudWatch Logs encrypts these log groups, and only these, with the key."""
+    def allow_log_groups(
+        self, log_group_names: Sequence[str], sid: str = "AllowCloudWatchLogsForPayhookLogGroups"
+    ) -> None:
+        """CloudWatch Logs encrypts these log groups, and only these, with the key (one
+        statement, ``sid``, per call)."""
         stack = Stack.of(self)
         arns = [
             f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:log-group:{name}"
@@ -87,7 +90,7 @@ class PayhookKey(Construct):
         ]
         self.key.add_to_resource_policy(
             iam.PolicyStatement(
-                sid="AllowCloudWatchLogsForPayhookLogGroups",
+                sid=sid,
                 principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
                 actions=[
                     "kms:Decrypt*",

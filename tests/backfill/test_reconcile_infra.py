@@ -96,3 +96,17 @@ def test_missed_events_raise_an_alarm(template: dict[str, Any]) -> None:
     assert missed["Period"] == 900
     assert missed["AlarmActions"]
     assert "payhook-reconcile-errors-rc1" in alarms
+
+
+def test_the_stack_key_lets_cloudwatch_logs_encrypt_only_its_log_group(
+    template: dict[str, Any],
+) -> None:
+    [statement] = [
+        st
+        for key in resources(template, "AWS::KMS::Key").values()
+        for st in key["Properties"]["KeyPolicy"]["Statement"]
+        if st.get("Sid") == "AllowCloudWatchLogsForReconcileLogGroup"
+    ]
+    [arn] = statement["Condition"]["ArnEquals"]["kms:EncryptionContext:aws:logs:arn"]
+    assert json.dumps(arn).endswith(':log-group:/payhook/rc1/lambda/reconcile"]]}')
+    assert "kms:GenerateDataKey*" in statement["Action"]
