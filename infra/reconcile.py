@@ -14,15 +14,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from aws_cdk import Duration, Stack
+from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_scheduler as scheduler
 from constructs import Construct
 
-from infra.constructs.functions import FunctionSpec, PayhookFunction
+from infra.constructs.functions import FunctionSpec, PayhookFunction, invoke_every
 from infra.constructs.handler_code import runtime_code
 from infra.constructs.storage import BY_UNSIGNED_EVENT_ID_INDEX
 from infra.grants import grant_index_query, grant_items
@@ -90,35 +88,15 @@ class PayhookReconcile(Construct):
         service.secret.grant_read(function)
         self._allow_log_group(service)
 
-        self.schedule_role = iam.Role(
+        # A missed run is covered by the next one's overlap: no retry piles up.
+        self.schedule_role, self.schedule = invoke_every(
             self,
-            "ScheduleRole",
-            assumed_by=iam.ServicePrincipal(
-                "scheduler.amazonaws.com",
-                conditions={"StringEquals": {"aws:SourceAccount": Stack.of(self).account}},
-            ),
-            description=f"payhook reconcile schedule ({settings.environment_suffix})",
-        )
-        self.schedule_role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["lambda:InvokeFunction"], resources=[function.function_arn]
-            )
-        )
-        self.schedule = scheduler.CfnSchedule(
-            self,
-            "Schedule",
-            name=settings.name("reconcile"),
+            function,
+            settings,
+            component="reconcile",
+            minutes=every_minutes,
             description="Store the events the providers' APIs list but no webhook delivered",
-            schedule_expression=f"rate({every_minutes} minutes)",
-            flexible_time_window=scheduler.CfnSchedule.FlexibleTimeWindowProperty(mode="OFF"),
-            target=scheduler.CfnSchedule.TargetProperty(
-                arn=function.function_arn,
-                role_arn=self.schedule_role.role_arn,
-                # A missed run is covered by the next one's overlap: no retry piles up.
-                retry_policy=scheduler.CfnSchedule.RetryPolicyProperty(
-                    maximum_retry_attempts=0, maximum_event_age_in_seconds=60 * every_minutes
-                ),
-            ),
+            retries=0,
         )
 
         period = Duration.minutes(every_minutes)

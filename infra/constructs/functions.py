@@ -191,8 +191,15 @@ class PayhookFunctions(Construct):
         self.sweeper.function.add_environment(
             "PAYHOOK_SWEEP_AFTER_SECONDS", str(settings.sweep_after_seconds)
         )
-        self.schedule_role, self.sweep_schedule = _every(
-            self, settings.sweep_every_minutes, self.sweeper.function, settings
+        self.schedule_role, self.sweep_schedule = invoke_every(
+            self,
+            self.sweeper.function,
+            settings,
+            component="sweep",
+            minutes=settings.sweep_every_minutes,
+            description="Re-queue webhooks stored but never queued",
+            retries=SWEEP_RETRY_ATTEMPTS,
+            id_prefix="Sweep",
         )
 
         self.processor.function.add_event_source(
@@ -226,19 +233,28 @@ class PayhookFunctions(Construct):
         return (self.receiver, self.processor, self.audit, self.sweeper)
 
 
-def _every(
-    scope: Construct, minutes: int, function: lambda_.IFunction, settings: PayhookSettings
+def invoke_every(
+    scope: Construct,
+    function: lambda_.IFunction,
+    settings: PayhookSettings,
+    *,
+    component: str,
+    minutes: int,
+    description: str,
+    retries: int,
+    id_prefix: str = "",
 ) -> tuple[iam.Role, scheduler.CfnSchedule]:
-    """An EventBridge Scheduler schedule invoking ``function`` every ``minutes``, through a
+    """An EventBridge Scheduler schedule (``payhook-<component>-<suffix>``) invoking
+    ``function`` every ``minutes``, retried ``retries`` times within the period, through a
     role that may invoke that function (unqualified: no version, no alias) and nothing else."""
     role = iam.Role(
         scope,
-        "SweepScheduleRole",
+        f"{id_prefix}ScheduleRole",
         assumed_by=iam.ServicePrincipal(
             "scheduler.amazonaws.com",
             conditions={"StringEquals": {"aws:SourceAccount": Stack.of(scope).account}},
         ),
-        description=f"payhook sweep schedule ({settings.environment_suffix})",
+        description=f"payhook {component} schedule ({settings.environment_suffix})",
     )
     role.add_to_policy(
         iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[function.function_arn])
@@ -246,16 +262,16 @@ def _every(
     unit = "minute" if minutes == 1 else "minutes"
     schedule = scheduler.CfnSchedule(
         scope,
-        "SweepSchedule",
-        name=settings.name("sweep"),
-        description="Re-queue webhooks stored but never queued",
+        f"{id_prefix}Schedule",
+        name=settings.name(component),
+        description=description,
         schedule_expression=f"rate({minutes} {unit})",
         flexible_time_window=scheduler.CfnSchedule.FlexibleTimeWindowProperty(mode="OFF"),
         target=scheduler.CfnSchedule.TargetProperty(
             arn=function.function_arn,
             role_arn=role.role_arn,
             retry_policy=scheduler.CfnSchedule.RetryPolicyProperty(
-                maximum_retry_attempts=SWEEP_RETRY_ATTEMPTS,
+                maximum_retry_attempts=retries,
                 maximum_event_age_in_seconds=60 * minutes,
             ),
         ),
