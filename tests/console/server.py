@@ -189,7 +189,7 @@ def start(
         settings,
         runtime,
         console,
-        Listener(create_app(runtime, manage_runtime=False)),
+        Listener(create_app(runtime)),
         Listener(admin),
         ids,
     )

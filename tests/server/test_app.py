@@ -55,7 +55,7 @@ def call(
     disconnect: bool = False,
 ) -> list[dict[str, Any]]:
     """One request through the whole app; returns the ASGI messages it sent."""
-    app = create_app(runtime, manage_runtime=False)
+    app = create_app(runtime)
     raw_headers = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
     scope = {
         "type": "http",

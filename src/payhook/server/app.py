@@ -4,10 +4,9 @@ counted, timed and logged in one line (``DeliveryLog``)."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -22,7 +21,7 @@ from payhook.core.model import Stored, WebhookRequest
 from payhook.errors import PayhookError
 from payhook.runtimes.embedded import EmbeddedRuntime
 from payhook.server.openapi import openapi_document
-from payhook.service.health import MEDIA_TYPE
+from payhook.service.health import MEDIA_TYPE, check
 from payhook.service.ingest import METHOD_NOT_ALLOWED, Answer, PreparedDelivery
 
 log = logging.getLogger("payhook.server")
@@ -198,19 +197,14 @@ class WebhookEndpoint:
         return answer
 
 
-def create_app(
-    runtime: EmbeddedRuntime,
-    *,
-    manage_runtime: bool = True,
-    extra_routes: Sequence[BaseRoute] = (),
-) -> Starlette:
-    """Build the app. With ``manage_runtime`` the app starts and stops the runtime."""
+def create_app(runtime: EmbeddedRuntime, *, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
+    """The providers' app over ``runtime``, which its caller starts and stops (``serve``
+    starts it before it listens, so that a start-up failure is one line)."""
 
     async def health(request: Request) -> Response:
         # Status only, for a load balancer: no provider names, no counters (the admin
         # listener's /healthz has the checks). A warning still serves webhooks: pass.
-        figures = await run_in_threadpool(runtime.figures)
-        failing = not figures.storage_writable or figures.workers_alive < figures.workers_expected
+        failing = check(await run_in_threadpool(runtime.figures))["status"] == "fail"
         return JSONResponse(
             {"status": "fail" if failing else "pass"},
             status_code=503 if failing else 200,
@@ -224,23 +218,13 @@ def create_app(
     async def openapi(request: Request) -> Response:
         return JSONResponse(document)
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        if manage_runtime:
-            runtime.start()
-        try:
-            yield {}
-        finally:
-            if manage_runtime:
-                runtime.stop()
-
     routes: list[BaseRoute] = [
         Route("/webhook/{provider}", WebhookEndpoint(runtime)),
         Route("/healthz", health, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         *extra_routes,
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes)
     # A webhook URL is exact: "/webhook/x/" is not found, rather than a 307 that a provider
     # may not follow (and that would re-send the body to another URL if it did).
     app.router.redirect_slashes = False

@@ -207,7 +207,7 @@ def serve(
             listen(public_settings.host, public_settings.port, "server.port")
         )
         bound = [public]
-        app: ASGIApp = create_app(runtime, manage_runtime=False, extra_routes=extra_routes)
+        app: ASGIApp = create_app(runtime, extra_routes=extra_routes)
         admin_url = ""
         console: Console | None = None
         if admin.enabled:
