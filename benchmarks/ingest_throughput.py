@@ -41,6 +41,7 @@ AUDIT_KEY = "payhook-benchmark-audit-key-published-in-the-repo"
 #: process acknowledges, so that no request is sent twice.
 MAX_RATE = 8000
 DRAIN_TIMEOUT_SECONDS = 600
+NO_DELIVERY_LOG = "[logging]\ndeliveries = false\n"
 
 
 def _free_port() -> int:
@@ -73,8 +74,11 @@ def _serve(config: str) -> None:
 
 
 @contextmanager
-def payhook_server(workers: int) -> Iterator[tuple[int, str, subprocess.Popen[bytes]]]:
-    """``payhook serve`` (with /trivial) on a fresh database: (port, database, process)."""
+def payhook_server(
+    workers: int, extra: str = ""
+) -> Iterator[tuple[int, str, subprocess.Popen[bytes]]]:
+    """``payhook serve`` (with /trivial) on a fresh database: (port, database, process);
+    ``extra`` is appended to its configuration."""
     workdir = Path(tempfile.mkdtemp(prefix="payhook-bench-"))
     port = _free_port()
     db = str(workdir / "payhook.db")
@@ -82,7 +86,7 @@ def payhook_server(workers: int) -> Iterator[tuple[int, str, subprocess.Popen[by
     config.write_text(
         f"[server]\nport = {port}\nworkers = {workers}\n[admin]\nenabled = false\n"
         f'[storage]\npath = "{db}"\n'
-        f'[audit]\nkey = "{AUDIT_KEY}"\n[providers.stripe]\nsecrets = ["{SECRET}"]\n'
+        f'[audit]\nkey = "{AUDIT_KEY}"\n[providers.stripe]\nsecrets = ["{SECRET}"]\n{extra}'
     )
     server = subprocess.Popen(
         [sys.executable, __file__, "--serve", str(config)],
@@ -172,6 +176,16 @@ def sustained_section(args: argparse.Namespace) -> tuple[str, bool]:
         names = _thread_names(port)
         stored = _count(db, "SELECT count(*) FROM webhooks")
         processed = _count(db, "SELECT count(*) FROM webhooks WHERE status = 'processed'")
+    # Where the time goes: the same load without the per-delivery log line, and with nothing
+    # processed (workers = 0; the audit drain still records each receipt).
+    variants = [
+        (name, _load_only(args, workers, extra))
+        for name, workers, extra in (
+            ("payhook, no delivery log line", args.workers, NO_DELIVERY_LOG),
+            ("payhook, no delivery log line, nothing processed", 0, NO_DELIVERY_LOG),
+        )
+    ]
+    quiet, ceiling = (r.ack_rate / trivial.ack_rate for _, r in variants)
     acked = load.acknowledged
     ratio = load.ack_rate / trivial.ack_rate
     e2e = acked / (load.seconds + drained)
@@ -179,7 +193,7 @@ def sustained_section(args: argparse.Namespace) -> tuple[str, bool]:
     rows = [
         f"| {name} | {r.ack_rate:,.0f} | {r.p50_ms:.1f} | {r.p99_ms:.1f} | {r.max_ms:.1f} |"
         f" {dict(sorted(r.statuses.items()))} | {r.errors} |"
-        for name, r in (("trivial", trivial), ("payhook `/webhook/stripe`", load))
+        for name, r in (("trivial", trivial), ("payhook `/webhook/stripe`", load), *variants)
     ]
     lines = [
         "## Sustained ingest vs a trivial endpoint (`benchmarks/ingest_throughput.py`)",
@@ -203,6 +217,12 @@ def sustained_section(args: argparse.Namespace) -> tuple[str, bool]:
         f" load, {backlog:,} queue and change rows left then, drained {drained:.1f} s later;"
         f" target >= 2,500/s). Processed at the end: {processed:,} of {stored:,} stored.",
         "",
+        "The last two rows (each its own server, same load) show where the time goes:"
+        f" without the JSON line per delivery (`[logging] deliveries = false`), payhook"
+        f" acknowledges {quiet:.2f} of the trivial endpoint; with nothing processed as well"
+        f" (`server.workers = 0`), a ceiling for one process that also processes what it"
+        f" acknowledges, {ceiling:.2f}.",
+        "",
         "CPU by thread over load and drain: "
         + _cpu_line(cpu_before, cpu_after, names, max(acked, 1))
         + ".",
@@ -210,6 +230,17 @@ def sustained_section(args: argparse.Namespace) -> tuple[str, bool]:
     if load.exhausted:
         lines.append("**The load ran out of unique deliveries: raise MAX_RATE.**")
     return "\n".join(lines), ok
+
+
+def _load_only(args: argparse.Namespace, workers: int, extra: str) -> sustained.LoadResult:
+    """The sustained load against a fresh server configured with ``extra`` (no drain)."""
+    with payhook_server(workers, extra) as (port, _, _):
+        requests = sustained.stripe_deliveries(
+            "/webhook/stripe", SECRET, int(MAX_RATE * args.seconds)
+        )
+        return sustained.send_for(
+            port, requests, seconds=args.seconds, connections=args.concurrency
+        )
 
 
 def burst_section(args: argparse.Namespace) -> tuple[str, bool]:
