@@ -27,17 +27,18 @@ from typing import Any
 
 from payhook.core.clock import Clock, system_clock
 from payhook.core.model import IngestOutcome, StoredWebhook, VerifiedEvent, WebhookRequest
-from payhook.core.money import minor_amount, normalize_currency
 from payhook.core.payment import PaymentEvent, PaymentEventKind
 from payhook.errors import ConfigError, PayloadError, VerificationError
 from payhook.providers.base import (
     Provider,
     ProviderConfig,
     ProviderResponse,
+    canonical_json,
     iso_timestamp,
     parse_json_object,
     require_str,
 )
+from payhook.providers.events import DISPUTE_KINDS, payment_event
 from payhook.providers.samples import sample
 
 _HEX = re.compile(r"^(?:[0-9A-Fa-f]{2})+$")
@@ -55,12 +56,8 @@ MAX_NOTIFICATION_ITEMS = 6
 #: one costs at a few ms.
 MAX_BODY_BYTES = 64 * 1024
 
-# Compact and ASCII-only (ensure_ascii): the same item always stores as the same bytes, and a
-# lone surrogate (which JSON can carry as an escape) stays an escape, so the bytes are always
-# encodable. Built once: json.dumps with options builds a new encoder on every call.
-_CANONICAL_JSON = json.JSONEncoder(separators=(",", ":"))
 # json.dumps's defaults, so ids stay as derived so far; called directly (a fifth cheaper).
-_IDENTITY_JSON = json.JSONEncoder()
+_IDENTITY_JSON = json.JSONEncoder(check_circular=False)
 
 
 def decode_hmac_key(secret: str) -> bytes:
@@ -193,7 +190,7 @@ class AdyenProvider(Provider):
             VerifiedEvent(
                 notification_event_id(item),
                 require_str(item, "eventCode", "NotificationRequestItem"),
-                _CANONICAL_JSON.encode(item).encode(),
+                canonical_json(item),
                 iso_timestamp(item.get("eventDate"), naive_as_utc=False),
             )
             for item in verified
@@ -217,18 +214,16 @@ class AdyenProvider(Provider):
         amount = item.get("amount")
         value = amount.get("value") if isinstance(amount, dict) else None
         currency = amount.get("currency") if isinstance(amount, dict) else None
-        return [
-            PaymentEvent.of(
-                webhook,
-                payment_id=payment_id,
-                kind=kind,
-                amount=minor_amount(value) if value is not None else None,
-                currency=normalize_currency(currency) if currency else None,
-                refund_id=psp if kind is PaymentEventKind.REFUNDED else None,
-                # All events of one dispute share its pspReference; the payment's is original.
-                dispute_id=psp if kind in _DISPUTE_KINDS else None,
-            )
-        ]
+        return payment_event(
+            webhook,
+            payment_id,
+            kind,
+            amount=value,
+            currency=currency,
+            refund_id=psp if kind is PaymentEventKind.REFUNDED else None,
+            # All events of one dispute share its pspReference; the payment's is original.
+            dispute_id=psp if kind in DISPUTE_KINDS else None,
+        )
 
     def sample_request(self, event_type: str | None = None, **values: Any) -> WebhookRequest:
         """The sample of ``event_type`` (an eventCode) with fresh references, each item signed
@@ -239,16 +234,11 @@ class AdyenProvider(Provider):
             signature = adyen_signature(self.keys[0], item)
             item.setdefault("additionalData", {})["hmacSignature"] = signature
         return WebhookRequest(
-            body=json.dumps(body, separators=(",", ":")).encode(),
+            body=canonical_json(body),
             headers={"content-type": "application/json"},
         )
 
 
-_DISPUTE_KINDS = {
-    PaymentEventKind.DISPUTE_OPENED,
-    PaymentEventKind.DISPUTE_WON,
-    PaymentEventKind.DISPUTE_LOST,
-}
 # eventCode -> (kind, whether the payment is originalReference rather than pspReference).
 _MODIFICATIONS: dict[str, tuple[PaymentEventKind, bool]] = {
     "CAPTURE": (PaymentEventKind.SUCCEEDED, True),

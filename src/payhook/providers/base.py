@@ -92,11 +92,21 @@ class ProviderResponse:
 
 
 def json_response(status: int, data: Any) -> ProviderResponse:
-    return ProviderResponse(status, _COMPACT.encode(data).encode())
+    return ProviderResponse(status, canonical_json(data))
 
 
-# json.dumps with options builds an encoder on every call; this is every acknowledgment.
-_COMPACT = json.JSONEncoder(separators=(",", ":"))
+def canonical_json(data: Any) -> bytes:
+    """Compact, ASCII-only JSON: one event of a batch as it is stored, and every answer.
+
+    The same value always gives the same bytes, and a lone surrogate (which JSON can carry as
+    an escape) stays an escape, so the bytes are always encodable.
+    """
+    return _COMPACT.encode(data).encode()
+
+
+# Built once: json.dumps with options builds an encoder on every call. No cycle check: what
+# json.loads makes, and what providers answer, has no cycles.
+_COMPACT = json.JSONEncoder(separators=(",", ":"), check_circular=False)
 
 
 class ProviderOptions(Options, frozen=True):

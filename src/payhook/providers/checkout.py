@@ -16,18 +16,18 @@ from msgspec import Meta
 
 from payhook.core.clock import Clock, system_clock
 from payhook.core.model import StoredWebhook, VerifiedEvent, WebhookRequest
-from payhook.core.money import minor_amount, normalize_currency
+from payhook.core.money import minor_amount
 from payhook.core.payment import PaymentEvent, PaymentEventKind
 from payhook.errors import PayloadError, VerificationError
 from payhook.providers.base import (
     ProviderConfig,
     ProviderOptions,
     dig,
-    iso_timestamp,
     parse_json_object,
     require_str,
 )
-from payhook.providers.hmac import HmacProvider, HmacScheme, Signed
+from payhook.providers.events import DISPUTE_KINDS, EventFields, payment_event
+from payhook.providers.hmac import HmacProvider, HmacScheme
 
 SCHEME = HmacScheme(header="Cko-Signature")
 
@@ -41,6 +41,8 @@ class CheckoutProvider(HmacProvider):
     Options = CheckoutOptions
     type_name = "checkout"
     scheme = SCHEME
+    # Classic events carry created_on; Flow-era events carry timestamp instead.
+    event_fields = EventFields(time=("created_on", "timestamp"), time_format="iso_with_offset")
     sample_event_types = (
         "payment_captured",
         "payment_approved",
@@ -70,19 +72,6 @@ class CheckoutProvider(HmacProvider):
                 raise VerificationError("Authorization header does not match", code="mismatch")
         return self.events(request, signed)
 
-    def events(self, request: WebhookRequest, signed: Signed) -> list[VerifiedEvent]:
-        event = parse_json_object(request.body)
-        # Classic events carry created_on; Flow-era events carry timestamp instead.
-        occurred = event.get("created_on", event.get("timestamp"))
-        return [
-            VerifiedEvent(
-                event_id=require_str(event, "id"),
-                event_type=require_str(event, "type"),
-                payload=request.body,
-                occurred_at=iso_timestamp(occurred, naive_as_utc=False),
-            )
-        ]
-
     def sample_headers(self, event_type: str, body: bytes) -> dict[str, str]:
         return {} if self.authorization is None else {"authorization": self.authorization}
 
@@ -95,7 +84,7 @@ class CheckoutProvider(HmacProvider):
         if not isinstance(data, dict):
             raise PayloadError("Checkout.com event has no data object")
         fields: dict[str, Any] = {}
-        if kind in _DISPUTE_KINDS:
+        if kind in DISPUTE_KINDS:
             payment_id = require_str(data, "payment_id", "data")
             fields["dispute_id"] = require_str(data, "id", "data")
         else:
@@ -110,16 +99,7 @@ class CheckoutProvider(HmacProvider):
             if total_captured is not None:
                 fields["captured_hint"] = minor_amount(total_captured)
         amount, currency = data.get("amount"), data.get("currency")
-        return [
-            PaymentEvent.of(
-                webhook,
-                payment_id=payment_id,
-                kind=kind,
-                amount=minor_amount(amount) if amount is not None else None,
-                currency=normalize_currency(currency) if currency else None,
-                **fields,
-            )
-        ]
+        return payment_event(webhook, payment_id, kind, amount=amount, currency=currency, **fields)
 
 
 _KINDS = {
@@ -139,9 +119,4 @@ _KINDS = {
     # Accepted by the merchant, or not answered in time: the cardholder keeps the funds.
     "dispute_accepted": PaymentEventKind.DISPUTE_LOST,
     "dispute_expired": PaymentEventKind.DISPUTE_LOST,
-}
-_DISPUTE_KINDS = {
-    PaymentEventKind.DISPUTE_OPENED,
-    PaymentEventKind.DISPUTE_WON,
-    PaymentEventKind.DISPUTE_LOST,
 }

@@ -22,7 +22,6 @@ Optional payment mapping: ``payment_id_path``, ``kinds`` (event type -> canonica
 
 from __future__ import annotations
 
-import json
 import secrets as _secrets
 from typing import Annotated, Any, Literal
 
@@ -35,7 +34,14 @@ from payhook.core.money import major_to_minor, minor_amount, normalize_currency
 from payhook.core.payment import PaymentEvent, PaymentEventKind
 from payhook.errors import ConfigError, PayloadError
 from payhook.options import convert
-from payhook.providers.base import ProviderConfig, ProviderOptions, dig, parse_json_object
+from payhook.providers.base import (
+    ProviderConfig,
+    ProviderOptions,
+    canonical_json,
+    dig,
+    parse_json_object,
+)
+from payhook.providers.events import json_id
 from payhook.providers.hmac import (
     HmacProvider,
     HmacScheme,
@@ -166,15 +172,6 @@ def _set_path(data: dict[str, Any], path: str, value: Any) -> None:
     data[last] = value
 
 
-def _scalar(value: Any) -> str | None:
-    """A JSON id: a non-empty string or an integer (not a bool)."""
-    if isinstance(value, str) and value:
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return None
-
-
 class GenericHmacProvider(HmacProvider):
     type_name = "generic"
     Options = GenericOptions
@@ -215,7 +212,7 @@ class GenericHmacProvider(HmacProvider):
         if self.event_id_header:
             event_id = request.headers.get(self.event_id_header) or None
         elif self._id_keys:
-            event_id = _scalar(dig(body, *self._id_keys))
+            event_id = json_id(dig(body, *self._id_keys))
         else:
             event_id = body_digest(request.body)
         if event_id is None:
@@ -224,7 +221,7 @@ class GenericHmacProvider(HmacProvider):
         if self.event_type_header:
             event_type = request.headers.get(self.event_type_header)
         else:
-            event_type = _scalar(dig(body, *self._type_keys))
+            event_type = json_id(dig(body, *self._type_keys))
         return event_id, event_type or "unknown"
 
     def payment_events(self, webhook: StoredWebhook) -> list[PaymentEvent]:
@@ -233,7 +230,7 @@ class GenericHmacProvider(HmacProvider):
         if kind is None or not options.payment_id_path:
             return []
         body = parse_json_object(webhook.payload)
-        payment_id = _scalar(_path(body, options.payment_id_path))
+        payment_id = json_id(_path(body, options.payment_id_path))
         if payment_id is None:
             raise PayloadError(f"no payment id at body.{options.payment_id_path}")
         currency = None
@@ -282,6 +279,6 @@ class GenericHmacProvider(HmacProvider):
         for part in self.engine.parts:  # other signed headers: any value
             if isinstance(part, tuple) and part[0] == "header":
                 headers.setdefault(part[1], _secrets.token_hex(8))
-        body = json.dumps(payload, separators=(",", ":")).encode()
+        body = canonical_json(payload)
         headers |= self.engine.sign(body, headers, timestamp=now)
         return WebhookRequest(body=body, headers=headers)

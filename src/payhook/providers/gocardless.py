@@ -9,21 +9,22 @@ amounts or currencies, so the ledger learns states, not sums, from them.
 
 from __future__ import annotations
 
-import json
 from typing import Any, ClassVar
 
 from payhook.core.model import StoredWebhook, VerifiedEvent, WebhookRequest
 from payhook.core.payment import PaymentEvent, PaymentEventKind
 from payhook.errors import PayloadError
-from payhook.providers.base import EventsApiOptions, dig, iso_timestamp, parse_json_object
+from payhook.providers.base import (
+    EventsApiOptions,
+    canonical_json,
+    dig,
+    iso_timestamp,
+    parse_json_object,
+)
+from payhook.providers.events import DISPUTE_KINDS
 from payhook.providers.hmac import HmacProvider, HmacScheme, Signed
 
 SCHEME = HmacScheme(header="Webhook-Signature")
-
-# Compact and ASCII-only (ensure_ascii): the same event always stores as the same bytes, and a
-# lone surrogate (which JSON can carry as an escape) stays an escape, so the bytes are always
-# encodable. Built once: json.dumps with options builds a new encoder on every call.
-_CANONICAL_JSON = json.JSONEncoder(separators=(",", ":"))
 
 _PAYMENT_KINDS = {
     "payments.created": PaymentEventKind.PENDING,
@@ -91,7 +92,7 @@ class GoCardlessProvider(HmacProvider):
                 VerifiedEvent(
                     event_id,
                     f"{resource}.{action}",
-                    _CANONICAL_JSON.encode(item).encode(),
+                    canonical_json(item),
                     iso_timestamp(item.get("created_at")),
                 )
             )
@@ -105,11 +106,7 @@ class GoCardlessProvider(HmacProvider):
             payment_id = dig(event, "links", "payment")
             if not isinstance(payment_id, str) or not payment_id:
                 raise PayloadError("GoCardless payment event has no links.payment")
-            if kind in (
-                PaymentEventKind.DISPUTE_OPENED,
-                PaymentEventKind.DISPUTE_WON,
-                PaymentEventKind.DISPUTE_LOST,
-            ):
+            if kind in DISPUTE_KINDS:
                 fields["dispute_id"] = payment_id
         elif webhook.event_type in _REFUND_TYPES:
             kind = PaymentEventKind.REFUNDED

@@ -33,11 +33,11 @@ from payhook.providers.base import (
     ProviderConfig,
     ProviderOptions,
     dig,
-    iso_timestamp,
     parse_json_object,
     require_str,
 )
-from payhook.providers.hmac import HmacProvider, HmacScheme, OptionalPrefix, Signed
+from payhook.providers.events import EventFields
+from payhook.providers.hmac import HmacProvider, HmacScheme, OptionalPrefix
 
 SCHEME = HmacScheme(header="X-Mollie-Signature", listing=OptionalPrefix("sha256="))
 CLASSIC_DEDUP_SECONDS = 5
@@ -84,6 +84,7 @@ class MollieProvider(HmacProvider):
     Options = MollieOptions
     type_name = "mollie"
     scheme = SCHEME
+    event_fields = EventFields(time=("createdAt",))
     sample_event_types = (
         "payment.paid",
         "payment.authorized",
@@ -104,17 +105,6 @@ class MollieProvider(HmacProvider):
         if self.allow_classic and not request.headers.get("x-mollie-signature"):
             return [self._classic_event(request.body)]
         return super().verify(request)
-
-    def events(self, request: WebhookRequest, signed: Signed) -> list[VerifiedEvent]:
-        event = parse_json_object(request.body)
-        return [
-            VerifiedEvent(
-                require_str(event, "id"),
-                require_str(event, "type"),
-                request.body,
-                iso_timestamp(event.get("createdAt")),
-            )
-        ]
 
     def _classic_event(self, body: bytes) -> VerifiedEvent:
         resource_id = classic_resource_id(body)

@@ -12,18 +12,12 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from payhook.core.model import StoredWebhook, VerifiedEvent, WebhookRequest
-from payhook.core.money import minor_amount, normalize_currency
+from payhook.core.model import StoredWebhook
 from payhook.core.payment import PaymentEvent, PaymentEventKind
 from payhook.errors import PayloadError
-from payhook.providers.base import (
-    EventsApiOptions,
-    dig,
-    iso_timestamp,
-    parse_json_object,
-    require_str,
-)
-from payhook.providers.hmac import HmacProvider, HmacScheme, Pairs, Signed
+from payhook.providers.base import EventsApiOptions, dig, parse_json_object, require_str
+from payhook.providers.events import EventFields, payment_event
+from payhook.providers.hmac import HmacProvider, HmacScheme, Pairs
 
 SCHEME = HmacScheme(
     header="Paddle-Signature",
@@ -36,6 +30,7 @@ class PaddleProvider(HmacProvider):
     Options = EventsApiOptions
     type_name = "paddle"
     scheme = SCHEME
+    event_fields = EventFields("event_id", "event_type", ("occurred_at",))
     default_tolerance_seconds: ClassVar[int] = 5
     sample_event_types = (
         "transaction.completed",
@@ -45,17 +40,6 @@ class PaddleProvider(HmacProvider):
         "adjustment.created",
         "adjustment.updated",
     )
-
-    def events(self, request: WebhookRequest, signed: Signed) -> list[VerifiedEvent]:
-        event = parse_json_object(request.body)
-        return [
-            VerifiedEvent(
-                event_id=require_str(event, "event_id"),
-                event_type=require_str(event, "event_type"),
-                payload=request.body,
-                occurred_at=iso_timestamp(event.get("occurred_at")),
-            )
-        ]
 
     def payment_events(self, webhook: StoredWebhook) -> list[PaymentEvent]:
         data = parse_json_object(webhook.payload).get("data")
@@ -82,16 +66,7 @@ class PaddleProvider(HmacProvider):
                 fields["dispute_id"] = payment_id
         else:
             return []
-        return [
-            PaymentEvent.of(
-                webhook,
-                payment_id=payment_id,
-                kind=kind,
-                amount=minor_amount(total) if total is not None else None,
-                currency=normalize_currency(currency) if currency else None,
-                **fields,
-            )
-        ]
+        return payment_event(webhook, payment_id, kind, amount=total, currency=currency, **fields)
 
 
 _TRANSACTION_KINDS = {

@@ -16,10 +16,11 @@ import secrets
 from typing import Any
 
 from payhook.core.model import StoredWebhook, VerifiedEvent, WebhookRequest, body_digest
-from payhook.core.money import minor_amount, normalize_currency
+from payhook.core.money import minor_amount
 from payhook.core.payment import PaymentEvent, PaymentEventKind
 from payhook.errors import PayloadError
 from payhook.providers.base import dig, parse_json_object, require_str, unix_time
+from payhook.providers.events import DISPUTE_KINDS, payment_event
 from payhook.providers.hmac import HmacProvider, HmacScheme, Signed
 
 SCHEME = HmacScheme(header="X-Razorpay-Signature")
@@ -77,7 +78,7 @@ class RazorpayProvider(HmacProvider):
                     fields["refunded_total"] = minor_amount(payment["amount_refunded"])
                 if payment.get("captured") is True and payment.get("amount") is not None:
                     fields["captured_hint"] = minor_amount(payment["amount"])
-        elif kind in _DISPUTE_KINDS:
+        elif kind in DISPUTE_KINDS:
             source = _entity(event, "dispute")
             fields["dispute_id"] = require_str(source, "id", "payload.dispute.entity")
             payment_id = source.get("payment_id") or dig(payment, "id")
@@ -87,16 +88,7 @@ class RazorpayProvider(HmacProvider):
         if not isinstance(payment_id, str) or not payment_id:
             raise PayloadError("Razorpay event has no payment id")
         amount, currency = source.get("amount"), source.get("currency")
-        return [
-            PaymentEvent.of(
-                webhook,
-                payment_id=payment_id,
-                kind=kind,
-                amount=minor_amount(amount) if amount is not None else None,
-                currency=normalize_currency(currency) if currency else None,
-                **fields,
-            )
-        ]
+        return payment_event(webhook, payment_id, kind, amount=amount, currency=currency, **fields)
 
 
 _KINDS = {
@@ -107,11 +99,6 @@ _KINDS = {
     "payment.dispute.created": PaymentEventKind.DISPUTE_OPENED,
     "payment.dispute.won": PaymentEventKind.DISPUTE_WON,
     "payment.dispute.lost": PaymentEventKind.DISPUTE_LOST,
-}
-_DISPUTE_KINDS = {
-    PaymentEventKind.DISPUTE_OPENED,
-    PaymentEventKind.DISPUTE_WON,
-    PaymentEventKind.DISPUTE_LOST,
 }
 
 

@@ -15,7 +15,8 @@ and 24 hex digits); one without a kind (an amount) keeps its recorded value. A v
 passes by name wins either way. The same name is the same value throughout one sample.
 
 A sample that is not JSON (Braintree's notification XML) is text, ``<event type><suffix>``:
-``sample_text`` splices every placeholder in as text, by the same rules.
+``sample_text`` splices every placeholder in as text, by the same rules. A folder's
+``_families.json`` (not a sample) names the sample that stands for event types without one.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from importlib import resources
 from typing import Any
 
 from payhook.errors import PayhookError
+from payhook.providers.base import canonical_json
 
 _PLACEHOLDER = re.compile(r"\{\{([a-z_][a-z0-9_]*)(?::([a-z_]+))?(?:=([^}]*))?\}\}")
 _ALNUM = string.ascii_uppercase + string.digits
@@ -55,7 +57,7 @@ def sample_types(type_name: str, suffix: str = ".json") -> list[str]:
     folder = resources.files("payhook") / "samples" / type_name
     if not folder.is_dir():
         return []
-    names = (entry.name for entry in folder.iterdir())
+    names = (entry.name for entry in folder.iterdir() if not entry.name.startswith("_"))
     return sorted(name.removesuffix(suffix) for name in names if name.endswith(suffix))
 
 
@@ -104,6 +106,21 @@ def sample(type_name: str, event_type: str, now: float | None = None, **values: 
     return fill(json.loads(_template(type_name, event_type)))
 
 
+def family_sample(
+    type_name: str, event_type: str, now: float, *, type_key: str = "type", **values: Any
+) -> Any:
+    """A fresh sample of ``event_type``, its ``type_key`` set to it. A type without a sample of
+    its own takes its family's: ``_families.json`` maps a type prefix to the sample standing
+    for the family (Stripe's ``payment_intent.created``: the succeeded intent's)."""
+    base = event_type
+    if base not in sample_types(type_name):
+        families: dict[str, str] = json.loads(_template(type_name, "_families"))
+        base = next((s for prefix, s in families.items() if event_type.startswith(prefix)), base)
+    data = sample(type_name, base, now, **values)
+    data[type_key] = event_type
+    return data
+
+
 def sample_text(
     type_name: str, event_type: str, now: float | None = None, *, suffix: str, **values: Any
 ) -> str:
@@ -117,7 +134,7 @@ def sample_text(
 def sample_bytes(type_name: str, event_type: str, now: float | None = None, **values: Any) -> bytes:
     """The sample as compact JSON bytes, as a provider sends it."""
     data = sample(type_name, event_type, now, **values)
-    return json.dumps(data, separators=(",", ":")).encode()
+    return canonical_json(data)
 
 
 def _time(now: float, kind: str | None) -> Any:

@@ -23,6 +23,7 @@ from payhook.core.money import major_to_minor, normalize_currency
 from payhook.core.payment import PaymentEvent, PaymentEventKind
 from payhook.errors import PayloadError
 from payhook.providers.base import iso_timestamp, parse_json_object
+from payhook.providers.events import json_id
 from payhook.providers.hmac import HmacEngine, HmacProvider, HmacScheme, Signed
 
 SCHEME = HmacScheme(header="X-Shopify-Hmac-SHA256", encoding="base64")
@@ -125,12 +126,10 @@ class ShopifyProvider(HmacProvider):
 
 def _object_id(data: dict[str, Any], key: str) -> str:
     """Shopify ids are JSON integers; the ledger keys on their decimal text."""
-    value = data.get(key)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    if isinstance(value, str) and value:
-        return value
-    raise PayloadError(f"body.{key} is missing or not an id")
+    value = json_id(data.get(key))
+    if value is None:
+        raise PayloadError(f"body.{key} is missing or not an id")
+    return value
 
 
 def _order_kind(topic: str, order: dict[str, Any]) -> PaymentEventKind | None:

@@ -14,17 +14,11 @@ from typing import Annotated, Any
 from msgspec import Meta
 
 from payhook.core.model import StoredWebhook, VerifiedEvent, WebhookRequest
-from payhook.core.money import minor_amount, normalize_currency
 from payhook.core.payment import PaymentEvent, PaymentEventKind
 from payhook.errors import ConfigError, PayloadError, VerificationError
-from payhook.providers.base import (
-    EventsApiOptions,
-    dig,
-    iso_timestamp,
-    parse_json_object,
-    require_str,
-)
-from payhook.providers.hmac import HmacProvider, HmacScheme, Signed
+from payhook.providers.base import EventsApiOptions, dig, parse_json_object, require_str
+from payhook.providers.events import EventFields, payment_event
+from payhook.providers.hmac import HmacProvider, HmacScheme
 
 SCHEME = HmacScheme(header="x-square-hmacsha256-signature", signed="{url}{body}", encoding="base64")
 
@@ -38,6 +32,7 @@ class SquareProvider(HmacProvider):
     Options = SquareOptions
     type_name = "square"
     scheme = SCHEME
+    event_fields = EventFields("event_id", time=("created_at",), time_format="iso_with_offset")
     sample_event_types = (
         "payment.updated",
         "payment.created",
@@ -59,17 +54,6 @@ class SquareProvider(HmacProvider):
             raise VerificationError("empty body")
         return super().verify(request)
 
-    def events(self, request: WebhookRequest, signed: Signed) -> list[VerifiedEvent]:
-        event = parse_json_object(request.body)
-        return [
-            VerifiedEvent(
-                event_id=require_str(event, "event_id"),
-                event_type=require_str(event, "type"),
-                payload=request.body,
-                occurred_at=iso_timestamp(event.get("created_at"), naive_as_utc=False),
-            )
-        ]
-
     def payment_events(self, webhook: StoredWebhook) -> list[PaymentEvent]:
         event = parse_json_object(webhook.payload)
         obj = dig(event, "data", "object")
@@ -83,16 +67,7 @@ class SquareProvider(HmacProvider):
             raise PayloadError("Square object has no payment id")
         amount = money.get("amount") if isinstance(money, dict) else None
         currency = money.get("currency") if isinstance(money, dict) else None
-        return [
-            PaymentEvent.of(
-                webhook,
-                payment_id=payment_id,
-                kind=kind,
-                amount=minor_amount(amount) if amount is not None else None,
-                currency=normalize_currency(currency) if currency else None,
-                **extra,
-            )
-        ]
+        return payment_event(webhook, payment_id, kind, amount=amount, currency=currency, **extra)
 
 
 _PAYMENT_STATUS = {

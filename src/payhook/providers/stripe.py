@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from payhook.core.model import StoredWebhook, VerifiedEvent, WebhookRequest
+from payhook.core.model import StoredWebhook
 from payhook.core.money import minor_amount, normalize_currency
 from payhook.core.payment import PaymentEvent, PaymentEventKind
 from payhook.errors import PayloadError
-from payhook.providers.base import EventsApiOptions, parse_json_object, require_str, unix_time
-from payhook.providers.hmac import HmacProvider, HmacScheme, Pairs, Signed
-from payhook.providers.samples import sample, sample_types
+from payhook.providers.base import EventsApiOptions, parse_json_object, require_str
+from payhook.providers.events import EventFields
+from payhook.providers.hmac import HmacProvider, HmacScheme, Pairs
+from payhook.providers.samples import family_sample
 
 SCHEME = HmacScheme(
     header="Stripe-Signature",
@@ -28,6 +29,7 @@ class StripeProvider(HmacProvider):
     Options = EventsApiOptions
     type_name = "stripe"
     scheme = SCHEME
+    event_fields = EventFields(time=("created",), time_format="unix")
     sample_event_types = (
         "payment_intent.succeeded",
         "payment_intent.payment_failed",
@@ -39,17 +41,6 @@ class StripeProvider(HmacProvider):
         "charge.dispute.created",
         "charge.dispute.closed",
     )
-
-    def events(self, request: WebhookRequest, signed: Signed) -> list[VerifiedEvent]:
-        event = parse_json_object(request.body)
-        return [
-            VerifiedEvent(
-                event_id=require_str(event, "id"),
-                event_type=require_str(event, "type"),
-                payload=request.body,
-                occurred_at=unix_time(event.get("created")),
-            )
-        ]
 
     def payment_events(self, webhook: StoredWebhook) -> list[PaymentEvent]:
         event = parse_json_object(webhook.payload)
@@ -144,24 +135,12 @@ def sample_event(
     event_type: str, now: int, payment_id: str | None = None, amount: int = 2000
 ) -> dict[str, Any]:
     """A Stripe event from its sample (``payhook/samples/stripe``): fresh ids, the given time,
-    ``amount`` (also the whole refunded amount of ``charge.refunded``). A type without a sample
-    of its own takes its object's (``payment_intent.created``: the succeeded intent's)."""
+    ``amount`` (also the whole refunded amount of ``charge.refunded``)."""
     values: dict[str, Any] = {"amount": amount, "refunded": amount}
     if payment_id is not None:
         values["payment"] = payment_id
-    base = event_type
-    if base not in sample_types("stripe"):
-        base = next((s for f, s in _SAMPLE_FAMILIES.items() if event_type.startswith(f)), base)
-    data: dict[str, Any] = sample("stripe", base, now, **values)
-    data["type"] = event_type
-    return data
-
-
-_SAMPLE_FAMILIES = {
-    "payment_intent.": "payment_intent.succeeded",
-    "refund.": "refund.created",
-    "charge.dispute.": "charge.dispute.created",
-}
+    event: dict[str, Any] = family_sample("stripe", event_type, now, **values)
+    return event
 
 
 def stripe_signature(secret: str, timestamp: int, body: bytes) -> str:

@@ -10,8 +10,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from payhook.core.clock import Clock
 from payhook.core.model import WebhookRequest
@@ -28,12 +27,14 @@ ALGORITHMS: dict[str, Callable[..., Any]] = {
 _DIGITS = re.compile(r"[0-9]{1,20}")
 
 
-@dataclass(frozen=True, slots=True)
-class Signed:
+class Signed(NamedTuple):
     """What verification established beyond the body: the signed timestamp and message id."""
 
     timestamp: int | None = None
     message_id: str | None = None
+
+
+NOTHING_SIGNED = Signed()
 
 
 class HmacEngine:
@@ -54,44 +55,53 @@ class HmacEngine:
         self.clock = clock
         self.url = url.encode()
         self.parts = parse_template(scheme.signed, f"{where}: signed content")
+        # Header names as requests spell them (lower case), looked up on every delivery.
+        self._header = scheme.header.lower()
+        self._timestamp_header = (scheme.timestamp_header or "").lower()
+        self._id_header = (scheme.id_header or "").lower()
         self._body_only = self.parts == (("body", ""),)
+        self._compare_text = scheme.compare == "text"
         digestmod = ALGORITHMS[scheme.algorithm]
         try:
             keys = [scheme.key(secret) for secret in secrets]
         except UnicodeEncodeError:
             raise ConfigError(f"{where}.secrets: not UTF-8 text") from None
         self._prepared = [hmac.new(key, digestmod=digestmod) for key in keys]
-        self._secrets = list(secrets)
 
     # verifying ---------------------------------------------------------------------------
 
     def verify(self, request: WebhookRequest) -> Signed:
         """Raise VerificationError unless some secret signed this delivery (within the
         tolerance, for a timestamped scheme)."""
-        scheme = self.scheme
-        header = request.headers.get(scheme.header.lower())
+        scheme, headers = self.scheme, request.headers
+        header = headers.get(self._header)
         if not header:
             raise VerificationError(f"missing {scheme.header} header", code="missing_signature")
         received = scheme.listing.parse(header, scheme.header)
-        raw_timestamp, stamp_name = received.timestamp, scheme.header
+        raw_timestamp, timestamp, message_id = received.timestamp, None, None
         if scheme.timestamp_header:
-            stamp_name = scheme.timestamp_header
-            raw_timestamp = request.headers.get(stamp_name.lower())
+            raw_timestamp = headers.get(self._timestamp_header)
             if raw_timestamp is None:
-                raise VerificationError(f"missing {stamp_name} header", code="missing_signature")
-        timestamp = None if raw_timestamp is None else _unix_time(raw_timestamp, stamp_name)
-        message_id = None
+                raise VerificationError(
+                    f"missing {scheme.timestamp_header} header", code="missing_signature"
+                )
+        if raw_timestamp is not None:
+            timestamp = _unix_time(raw_timestamp, scheme.timestamp_header or scheme.header)
         if scheme.id_header:
-            message_id = request.headers.get(scheme.id_header.lower())
+            message_id = headers.get(self._id_header)
             if not message_id:
                 raise VerificationError(
                     f"missing {scheme.id_header} header", code="missing_signature"
                 )
         if timestamp is not None and scheme.timestamp_first:
             check_tolerance(timestamp, self.clock(), self.tolerance_seconds)
-        content = self._content(request.body, request.headers, timestamp, message_id)
-        if not _matches(self._macs(content), self._decoded(received.signatures)):
+        body = request.body
+        # Most providers sign the body alone: then it is the content, not a copy of it.
+        content = body if self._body_only else self._content(body, headers, timestamp, message_id)
+        if not self._signed_by_any(content, received.signatures):
             raise VerificationError(f"no {scheme.header} signature matches", code="mismatch")
+        if timestamp is None and message_id is None:
+            return NOTHING_SIGNED  # most schemes sign the body alone: no tuple per delivery
         if timestamp is not None and not scheme.timestamp_first:
             check_tolerance(timestamp, self.clock(), self.tolerance_seconds)
         return Signed(timestamp, message_id)
@@ -103,8 +113,6 @@ class HmacEngine:
         timestamp: int | None,
         message_id: str | None,
     ) -> bytes:
-        if self._body_only:  # most providers sign the body alone: no copy of it
-            return body
         chunks: list[bytes] = []
         for part in self.parts:
             if isinstance(part, bytes):
@@ -126,23 +134,29 @@ class HmacEngine:
                 chunks.append(_text(value))
         return b"".join(chunks)
 
-    def _macs(self, content: bytes) -> list[bytes]:
-        """The content's MAC under every key, as the scheme compares them."""
-        macs = []
+    def _signed_by_any(self, content: bytes, signatures: list[str]) -> bool:
+        """Whether the content's MAC under some key is among ``signatures``, as the scheme
+        compares them; constant time, with no early exit: every pair is compared, so timing
+        says nothing about which matched."""
+        text = self._compare_text
+        received = [_text(s) for s in signatures] if text else self._decoded(signatures)
+        matched = False
         for prepared in self._prepared:
             mac = prepared.copy()
             mac.update(content)
-            digest = mac.digest()
-            if self.scheme.compare == "text":
-                macs.append(_text(self.scheme.prefix + _encode(digest, self.scheme.encoding)))
-            else:
-                macs.append(digest)
-        return macs
+            expected = _text(self._written(mac.digest())) if text else mac.digest()
+            for signature in received:
+                matched |= hmac.compare_digest(expected, signature)
+        return matched
+
+    def _written(self, digest: bytes) -> str:
+        """A MAC as the scheme writes it: the prefix, then hex or base64."""
+        if self.scheme.encoding == "hex":
+            return self.scheme.prefix + digest.hex()
+        return self.scheme.prefix + base64.b64encode(digest).decode()
 
     def _decoded(self, signatures: list[str]) -> list[bytes]:
         scheme = self.scheme
-        if scheme.compare == "text":
-            return [_text(s) for s in signatures]
         decoded = []
         for signature in signatures:
             if not signature.startswith(scheme.prefix):
@@ -177,7 +191,7 @@ class HmacEngine:
             raise ValueError("this scheme signs a message id: give one")
         mac = self._prepared[secret_index].copy()
         mac.update(self._content(body, headers, timestamp, message_id))
-        signature = scheme.prefix + _encode(mac.digest(), scheme.encoding)
+        signature = self._written(mac.digest())
         stamp = None if timestamp is None else str(timestamp)
         out = {scheme.header.lower(): scheme.listing.render(signature, stamp)}
         if scheme.timestamp_header and stamp is not None:
@@ -193,20 +207,6 @@ def _unix_time(value: str, name: str) -> int:
     return int(value)
 
 
-def _encode(digest: bytes, encoding: str) -> str:
-    return digest.hex() if encoding == "hex" else base64.b64encode(digest).decode()
-
-
 def _text(value: str) -> bytes:
     # surrogatepass: a stray surrogate in a header compares unequal instead of raising.
     return value.encode("utf-8", "surrogatepass")
-
-
-def _matches(expected: list[bytes], received: list[bytes]) -> bool:
-    """Constant-time comparison of every expected MAC with every received one."""
-    matched = False
-    for mac in expected:
-        for signature in received:
-            # No early exit: every pair is compared, so timing says nothing about which matched.
-            matched |= hmac.compare_digest(mac, signature)
-    return matched

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import secrets
-from abc import abstractmethod
-from typing import Any
+from typing import Any, ClassVar
 
 from payhook.core.clock import Clock, system_clock
 from payhook.core.model import VerifiedEvent, WebhookRequest
 from payhook.providers.base import Provider, ProviderConfig
+from payhook.providers.events import EventFields
 from payhook.providers.hmac.engine import HmacEngine, Signed
 from payhook.providers.hmac.scheme import HmacScheme
 from payhook.providers.samples import sample_bytes
@@ -16,12 +16,15 @@ from payhook.providers.samples import sample_bytes
 
 class HmacProvider(Provider):
     """A provider whose deliveries carry an HMAC: its facts are ``scheme`` (how it signs), its
-    sample event types (``payhook/samples/<type>/``) and ``events`` (what the signed body
-    says: id, type, time); ``payment_events`` is its mapping."""
+    sample event types (``payhook/samples/<type>/``) and ``event_fields`` (where the signed
+    body states id, type and time, unless ``events`` says otherwise); ``payment_events`` is its
+    mapping."""
 
     #: Usually a class attribute; a provider configured in TOML alone (generic) sets its own
     #: before calling ``HmacProvider.__init__``.
     scheme: HmacScheme
+    #: Where the signed JSON body states the event's id, type and time (``events`` reads it).
+    event_fields: ClassVar[EventFields] = EventFields()
 
     def __init__(self, config: ProviderConfig, clock: Clock = system_clock) -> None:
         super().__init__(config, clock)
@@ -41,9 +44,9 @@ class HmacProvider(Provider):
     def verify(self, request: WebhookRequest) -> list[VerifiedEvent]:
         return self.events(request, self.engine.verify(request))
 
-    @abstractmethod
     def events(self, request: WebhookRequest, signed: Signed) -> list[VerifiedEvent]:
         """The events of an authenticated delivery, identified from signed data only."""
+        return [self.event_fields.event(request.body)]
 
     def sample_request(self, event_type: str | None = None, **values: Any) -> WebhookRequest:
         event_type = event_type or self.sample_event_types[0]

@@ -14,10 +14,9 @@ signs the samples (``payhook/samples/paypal``) only with an injected ``PayPalSam
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from msgspec import Meta
@@ -31,10 +30,9 @@ from payhook.providers.base import (
     Provider,
     ProviderConfig,
     ProviderOptions,
-    iso_timestamp,
-    parse_json_object,
-    require_str,
+    canonical_json,
 )
+from payhook.providers.events import EventFields
 from payhook.providers.paypal.certificates import (
     CertificateCache,
     CertificateChain,
@@ -61,9 +59,10 @@ from payhook.providers.paypal.signature import (
     signed_message,
     verify_paypal_signature,
 )
-from payhook.providers.samples import sample, sample_types
+from payhook.providers.samples import family_sample
 
 _Id = Annotated[str, Meta(min_length=1)]
+_EVENT_FIELDS = EventFields("id", "event_type", ("create_time",))
 
 
 class PayPalOptions(ProviderOptions, frozen=True):
@@ -145,15 +144,7 @@ class PayPalProvider(Provider):
             chain = self.certificates.chain(transmission.cert_url)
             key = self._validated_key(transmission.cert_url, chain)
             verify_paypal_signature(key, transmission, self.webhook_ids, request.body)
-        event = parse_json_object(request.body)
-        return [
-            VerifiedEvent(
-                event_id=require_str(event, "id"),
-                event_type=require_str(event, "event_type"),
-                payload=request.body,
-                occurred_at=iso_timestamp(event.get("create_time")),
-            )
-        ]
+        return [_EVENT_FIELDS.event(request.body)]
 
     def _validated_key(self, url: str, chain: CertificateChain) -> RSAPublicKey:
         try:
@@ -173,28 +164,19 @@ class PayPalProvider(Provider):
                 " one; use the webhook simulator in PayPal's developer dashboard"
             )
         now = int(self.clock())
-        event = sample_event(event_type or self.sample_event_types[0], now)
-        body = json.dumps(event, separators=(",", ":")).encode()
+        # A type without a sample of its own takes its family's (a denied capture, the
+        # declined one's: v2 captures have no status DENIED).
+        event = family_sample(
+            "paypal",
+            event_type or self.sample_event_types[0],
+            now,
+            type_key="event_type",
+            amount="30.00",
+            refunded="30.00",
+        )
+        body = canonical_json(event)
         time = datetime.fromtimestamp(now, UTC).isoformat().replace("+00:00", "Z")
         return self.sample_signer.request(body, self.webhook_ids[0], time)
-
-
-def sample_event(event_type: str, now: int, amount: str = "30.00") -> dict[str, Any]:
-    """A PayPal event from its sample (``payhook/samples/paypal``): fresh ids, the given time
-    and ``amount`` (also the refunded total). A type without a sample of its own takes its
-    family's (a denied capture, the declined one's: v2 captures have no status DENIED)."""
-    base = event_type
-    if base not in sample_types("paypal"):
-        base = next((s for f, s in _SAMPLE_FAMILIES.items() if event_type.startswith(f)), base)
-    data: dict[str, Any] = sample("paypal", base, now, amount=amount, refunded=amount)
-    data["event_type"] = event_type
-    return data
-
-
-_SAMPLE_FAMILIES = {
-    "PAYMENT.CAPTURE.": "PAYMENT.CAPTURE.DECLINED",
-    "CUSTOMER.DISPUTE.": "CUSTOMER.DISPUTE.CREATED",
-}
 
 
 def _api_base(config: ProviderConfig) -> str:
@@ -233,7 +215,6 @@ __all__ = [
     "UrllibHttpClient",
     "paypal_payment_events",
     "read_transmission",
-    "sample_event",
     "sign_paypal",
     "signed_message",
     "verify_paypal_signature",
