@@ -52,6 +52,8 @@ class ServerSettings(Options, frozen=True):
 class StorageSettings(Options, frozen=True):
     #: Relative to the configuration file's folder.
     path: str = "var/payhook.db"
+    #: How often the writer checkpoints the WAL between groups: the WAL stays near this much
+    #: writing (about 70 MB per second at full load), each checkpoint holds the writer ~20-35 ms.
     checkpoint_interval_seconds: Seconds = 1.0
     #: Raw payloads of processed webhooks older than this are removed (their rows, digests
     #: and dedup keys stay, so a late redelivery is still a duplicate); 0 keeps them forever.

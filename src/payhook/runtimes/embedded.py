@@ -1,6 +1,6 @@
-"""The embedded runtime: the group-commit writer, processing workers, the audit worker, WAL
-checkpoints and retention over SQLite, and the figures health and metrics are judged on. It
-wires threads; what each one does is in the service layer (``BatchWorker``,
+"""The embedded runtime: the group-commit writer (which also checkpoints the WAL), processing
+workers, the audit worker and retention over SQLite, and the figures health and metrics are
+judged on. It wires threads; what each one does is in the service layer (``BatchWorker``,
 ``service.audit.run_drain``) and the SQLite backend. A background thread that dies is logged
 and started again by the supervisor; until then health says fail."""
 
@@ -13,12 +13,12 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from payhook.backends.sqlite import GroupCommitWriter, SqliteQueue, SqliteStore, connect, initialize
+from payhook.backends.sqlite import GroupCommitWriter, SqliteQueue, SqliteStore, initialize
 from payhook.backends.sqlite.audit import embedded_chain_key
 from payhook.backends.sqlite.changes import SqliteChangeFeed
 from payhook.backends.sqlite.reader import Backlog, SqliteReader
 from payhook.backends.sqlite.retention import purge_payloads
-from payhook.backends.sqlite.schema import checkpoint, exposed
+from payhook.backends.sqlite.schema import exposed
 from payhook.config import Settings
 from payhook.core.clock import Clock, system_clock
 from payhook.providers import Provider, build_providers
@@ -55,7 +55,9 @@ class EmbeddedRuntime:
             providers if providers is not None else build_providers(settings.providers, clock)
         )
         self.ingest = Ingest(self.providers, clock, settings.server.body_limit_bytes)
-        self.writer = GroupCommitWriter(self.path)
+        self.writer = GroupCommitWriter(
+            self.path, checkpoint_seconds=settings.storage.checkpoint_interval_seconds
+        )
         # The audit chain is authenticated with a key from the configuration, never stored in
         # the database: without one, nothing starts.
         self.audit_key = embedded_chain_key(settings.audit.key, "payhook serve")
@@ -157,7 +159,6 @@ class EmbeddedRuntime:
         for index in range(self.settings.server.workers):
             self._spawn(self._process_loop, f"payhook-worker-{index}")
         self._spawn(self._audit_loop, "payhook-audit")
-        self._spawn(self._checkpoint_loop, "payhook-checkpoint")
         if self.settings.storage.retention_days:
             self._spawn(self._retention_loop, "payhook-retention")
         if self.forwarder is not None:
@@ -274,15 +275,3 @@ class EmbeddedRuntime:
                     "purged payloads past retention",
                     extra={"webhooks": report.webhooks, "payload_bytes": report.payload_bytes},
                 )
-
-    def _checkpoint_loop(self) -> None:
-        # A checkpoint copies committed WAL frames into the database file without blocking
-        # the writer (PASSIVE), so it never pauses, under any load.
-        conn = connect(self.path)
-        while not self._stop.wait(self.settings.storage.checkpoint_interval_seconds):
-            try:
-                checkpoint(conn)
-            except Exception:
-                log.exception("checkpoint failed; retrying")
-        checkpoint(conn)
-        conn.close()

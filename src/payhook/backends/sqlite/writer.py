@@ -13,12 +13,14 @@ fsync per group, not one per request, a request is acknowledged only after its g
 disk, and a delivery never waits behind more than one background write, however many there
 are; background writes are never starved either, since every group takes one. Background
 work makes each of its writes a batch, to keep its share of the writer small under any load.
+
+Between groups the writer also checkpoints its WAL, once per ``checkpoint_seconds``
+(``schema.WalCheckpoints`` says why there).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import queue
 import sqlite3
@@ -30,7 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from payhook.backends.sqlite.schema import Transaction, connect
+from payhook.backends.sqlite.schema import Transaction, WalCheckpoints, connect
+from payhook.backends.sqlite.waiters import answer
 from payhook.backends.sqlite.webhooks import ROWS_PER_STATEMENT, insert_webhooks
 from payhook.core.model import Stored, StoredWebhook
 from payhook.errors import PayhookError, PayloadError, StorageUnavailableError
@@ -78,8 +81,12 @@ class GroupCommitWriter:
     #: delivery after 5-10 s: a 503 must arrive before that.
     busy_timeout_seconds: ClassVar[float] = 2.0
 
-    def __init__(self, path: str | Path, max_group: int = 1000) -> None:
+    def __init__(
+        self, path: str | Path, max_group: int = 1000, checkpoint_seconds: float | None = None
+    ) -> None:
         self.path = path
+        #: How often the writer checkpoints its WAL between groups (None: never).
+        self.checkpoint_seconds = checkpoint_seconds
         #: The most items (deliveries and background writes) taken off the queue per group:
         #: bounds one transaction when thousands of connections deliver at once.
         self.max_group = max_group
@@ -158,12 +165,13 @@ class GroupCommitWriter:
     def _run(self) -> None:
         background: deque[_Call] = deque()  # taken off the queue, not written yet
         stopping = False
+        checkpoints = WalCheckpoints(self._conn, self.checkpoint_seconds)  # type: ignore[arg-type]
         while True:
             deliveries: list[_Request] = []
             wait = not background and not stopping
             for taken in range(self.max_group):  # everything waiting, up to max_group
                 try:
-                    item = self._requests.get(block=wait and taken == 0)
+                    item = self._requests.get(wait and taken == 0, self.checkpoint_seconds)
                 except queue.Empty:
                     break
                 if item is None:
@@ -176,7 +184,9 @@ class GroupCommitWriter:
             if deliveries or call is not None:
                 self._commit(deliveries, call)
             elif stopping:
+                checkpoints.run(idle=True)
                 return
+            checkpoints.when_due(self.groups)
 
     def _commit(self, deliveries: list[_Request], call: _Call | None) -> None:
         calls = [call] if call is not None else []
@@ -251,7 +261,7 @@ class GroupCommitWriter:
                 call.future.set_result(value)
             else:
                 call.future.set_exception(value)
-        _resolve(requests, outcome)
+        answer(requests, outcome)
 
 
 def _in_savepoint(
@@ -266,35 +276,3 @@ def _in_savepoint(
         return False, exc
     conn.execute("RELEASE call")
     return True, value
-
-
-def _resolve(group: list[_Request], outcome: list[list[Stored]] | BaseException) -> None:
-    """Wake every waiter: thread futures directly, asyncio futures with one call per loop."""
-    per_loop: dict[
-        asyncio.AbstractEventLoop, list[tuple[asyncio.Future[list[Stored]], object]]
-    ] = {}
-    for index, request in enumerate(group):
-        result = outcome if isinstance(outcome, BaseException) else outcome[index]
-        if request.loop is None:
-            assert isinstance(request.future, Future)
-            if isinstance(result, BaseException):
-                request.future.set_exception(result)
-            else:
-                request.future.set_result(result)
-        else:
-            assert isinstance(request.future, asyncio.Future)
-            per_loop.setdefault(request.loop, []).append((request.future, result))
-    for loop, items in per_loop.items():
-        # A loop closed meanwhile raises RuntimeError: nobody is waiting any more.
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(_settle, items)
-
-
-def _settle(items: list[tuple[asyncio.Future[list[Stored]], object]]) -> None:
-    for future, result in items:
-        if future.done():  # the request was cancelled (client went away)
-            continue
-        if isinstance(result, BaseException):
-            future.set_exception(result)
-        else:
-            future.set_result(result)  # type: ignore[arg-type]
