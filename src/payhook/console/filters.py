@@ -112,10 +112,9 @@ class Letter:
 def dead_letters(reader: SqliteReader, provider: str | None, text: str | None) -> list[Letter]:
     """Dead letters of ``provider`` whose reason contains ``text`` (each filter optional)."""
     found = []
-    for letter in reader.dead_letters():
+    for letter, webhook in reader.dead_letters_with_webhooks():
         if text and text.lower() not in letter.reason.lower():
             continue
-        webhook = reader.webhook(letter.webhook_id)
         if provider and (webhook is None or webhook.provider != provider):
             continue
         found.append(Letter(letter, webhook))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from payhook.backends.sqlite import GroupCommitWriter, SqliteQueue, SqliteStore, initialize
+from payhook.backends.sqlite import GroupCommitWriter, SqliteQueue, SqliteStore, connect, initialize
+from payhook.backends.sqlite.reader import SqliteReader
 from tests.backends.sqlite.helpers import stored
 from tests.conftest import FakeClock
 
@@ -98,3 +99,31 @@ def test_replay_queues_a_stored_webhook_once(queue: SqliteQueue, db_path: str) -
     assert queue.replay(target)  # already queued: not queued twice
     assert queue.depth() == 1
     assert not queue.replay("wh_missing")
+
+
+def test_dead_letters_come_with_their_webhooks_in_one_read(
+    queue: SqliteQueue, clock: FakeClock, db_path: str
+) -> None:
+    for _ in range(4):  # the fourth receive moves all three to dead letters
+        queue.receive(10)
+        clock.advance(31)
+    dead = queue.dead_letters()
+    gone = dead[0].webhook_id
+    conn = connect(db_path)
+    conn.execute(
+        "DELETE FROM queue WHERE message_id = (SELECT rowid FROM webhooks WHERE webhook_id = ?)",
+        (gone,),
+    )
+    conn.execute("DELETE FROM webhooks WHERE webhook_id = ?", (gone,))
+    conn.close()
+    reader = SqliteReader(db_path)
+    try:
+        pairs = reader.dead_letters_with_webhooks()
+    finally:
+        reader.close()
+    assert [letter for letter, _ in pairs] == dead
+    webhooks = {letter.webhook_id: webhook for letter, webhook in pairs}
+    assert webhooks[gone] is None  # its row is gone: the letter still shows
+    store = SqliteStore(db_path)
+    for letter in dead[1:]:
+        assert webhooks[letter.webhook_id] == store.get_webhook(letter.webhook_id)

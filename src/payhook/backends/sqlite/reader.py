@@ -221,6 +221,20 @@ class SqliteReader:
         ).fetchall()
         return [DeadLetter(*row) for row in rows]
 
+    def dead_letters_with_webhooks(self) -> list[tuple[DeadLetter, StoredWebhook | None]]:
+        """Each dead letter beside its webhook (None if the row is gone), in one query."""
+        columns = ", ".join(f"w.{name}" for name in WEBHOOK_COLUMNS.split(", "))
+        rows = self.conn.execute(
+            f"SELECT {columns}, d.webhook_id, d.reason, d.receive_count, d.failed_at"  # noqa: S608
+            " FROM dead_letters d LEFT JOIN webhooks w ON w.webhook_id = d.webhook_id"
+            " ORDER BY d.failed_at, d.webhook_id"
+        ).fetchall()
+        width = len(WEBHOOK_COLUMNS.split(", "))
+        return [
+            (DeadLetter(*row[width:]), webhook_from_row(row) if row[0] is not None else None)
+            for row in rows
+        ]
+
     def failed_deliveries(self, max_attempts: int) -> list[FailedDelivery]:
         """Outbox deliveries given up on (``max_attempts`` made), oldest first."""
         rows = self.conn.execute(
