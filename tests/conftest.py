@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -70,6 +71,15 @@ def running_runtime(tmp_path: Path, **sections: dict[str, Any]) -> Iterator[Embe
         yield runtime
     finally:
         runtime.stop()
+
+
+def until(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    """Wait until ``condition`` holds; fail with ``what`` after ``timeout`` seconds (a bound on
+    waiting for something to happen, never a measure of speed)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.01)
 
 
 def count_rows(db_path: str, table: str) -> int:

@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from payhook.core.model import Stored, WebhookRequest
 from payhook.providers.stripe import sample_event, stripe_signature
 from payhook.runtimes.embedded import EmbeddedRuntime
-from tests.conftest import AUDIT_TEST_KEY, count_rows
+from tests.conftest import AUDIT_TEST_KEY, count_rows, until  # noqa: F401 - tests import it from here
 
 SECRET = "whsec_backfill_tests_signing_secret"
 API_KEY = "sk_test_backfill_key_0123456789"
@@ -77,13 +76,6 @@ def write_config(folder: Path, api_base: str, api_key: str = API_KEY) -> Path:
         f'api_base = "{api_base}"\n'
     )
     return path
-
-
-def until(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.02)
 
 
 def processed(db: Path) -> int:

@@ -5,8 +5,7 @@ one background write), and stopping loses nothing."""
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ import pytest
 from payhook.backends.sqlite.writer import Group
 from payhook.core.model import Stored
 from payhook.runtimes.embedded import EmbeddedRuntime
-from tests.conftest import count_rows, running_runtime
+from tests.conftest import count_rows, running_runtime, until
 
 STRIPE = {"stripe": {"secrets": ["whsec_runtime_tests"]}}
 
@@ -35,13 +34,6 @@ def _deliver(runtime: EmbeddedRuntime) -> str:
     webhooks = runtime.ingest.verify("stripe", request)
     assert runtime.writer.store(webhooks) == [Stored.NEW]
     return webhooks[0].webhook_id
-
-
-def _until(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.01)
 
 
 def _processed(runtime: EmbeddedRuntime) -> int:
@@ -75,9 +67,9 @@ class DeliveriesAlwaysWaiting:
 
 def test_a_delivered_webhook_is_processed_and_audited(runtime: EmbeddedRuntime) -> None:
     _deliver(runtime)
-    _until(lambda: _processed(runtime) == 1, "never processed")
+    until(lambda: _processed(runtime) == 1, "never processed")
     # webhook stored, webhook processed, payment created: all chained
-    _until(lambda: count_rows(runtime.path, "audit") == 3, "never audited")
+    until(lambda: count_rows(runtime.path, "audit") == 3, "never audited")
     assert runtime.processed == 1
     assert runtime.failures == 0
 
@@ -87,15 +79,15 @@ def test_processing_and_audit_keep_going_while_deliveries_keep_arriving(
 ) -> None:
     load = DeliveriesAlwaysWaiting(runtime)
     try:
-        _until(lambda: _processed(runtime) >= 200, "processing waited for the deliveries")
-        _until(lambda: count_rows(runtime.path, "audit") >= 400, "the audit waited for them")
+        until(lambda: _processed(runtime) >= 200, "processing waited for the deliveries")
+        until(lambda: count_rows(runtime.path, "audit") >= 400, "the audit waited for them")
         busy = [g for g in load.groups if g.deliveries]
         assert all(g.background <= 1 for g in load.groups)
         assert any(g.background for g in busy)  # background writes rode beside deliveries
     finally:
         load.stop()
-    _until(lambda: count_rows(runtime.path, "queue") == 0, "the queue never drained")
-    _until(lambda: count_rows(runtime.path, "changes") == 0, "the audit never caught up")
+    until(lambda: count_rows(runtime.path, "queue") == 0, "the queue never drained")
+    until(lambda: count_rows(runtime.path, "changes") == 0, "the audit never caught up")
     assert _processed(runtime) == count_rows(runtime.path, "webhooks")
 
 
@@ -108,11 +100,11 @@ def test_checkpoints_keep_going_while_deliveries_keep_arriving(tmp_path: Path) -
     ) as runtime:
         database = Path(runtime.path)
         _deliver(runtime)
-        _until(lambda: database.stat().st_size > 0, "start-up writes never checkpointed")
+        until(lambda: database.stat().st_size > 0, "start-up writes never checkpointed")
         before = database.stat().st_size
         load = DeliveriesAlwaysWaiting(runtime)
         try:
-            _until(lambda: database.stat().st_size > before, "no checkpoint under load")
+            until(lambda: database.stat().st_size > before, "no checkpoint under load")
             assert not load.stopped.is_set()  # deliveries were still arriving
         finally:
             load.stop()
@@ -129,5 +121,5 @@ def test_stopping_loses_nothing_and_a_restart_resumes(tmp_path: Path) -> None:
     assert count_rows(runtime.path, "queue") == stored - processed
     assert count_rows(runtime.path, "webhooks WHERE status = 'received'") == stored - processed
     with running_runtime(tmp_path, **settings) as again:  # type: ignore[arg-type]
-        _until(lambda: _processed(again) == stored, "the restart did not resume")
-        _until(lambda: count_rows(again.path, "changes") == 0, "the audit did not resume")
+        until(lambda: _processed(again) == stored, "the restart did not resume")
+        until(lambda: count_rows(again.path, "changes") == 0, "the audit did not resume")

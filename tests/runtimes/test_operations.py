@@ -7,8 +7,6 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,16 +15,9 @@ from payhook.config import parse_settings
 from payhook.core.model import Stored
 from payhook.runtimes.embedded import EmbeddedRuntime
 from payhook.service.health import check
-from tests.conftest import AUDIT_TEST_KEY, running_runtime
+from tests.conftest import AUDIT_TEST_KEY, running_runtime, until
 
 STRIPE = {"stripe": {"secrets": ["whsec_runtime_tests"]}}
-
-
-def _until(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.01)
 
 
 def _deliver(runtime: EmbeddedRuntime) -> str:
@@ -62,7 +53,7 @@ def test_a_dead_background_thread_fails_health_until_it_is_restarted_and_logged(
             release.wait(10)
 
         runtime._spawn(dies_once, "payhook-test-loop")
-        _until(lambda: not runtime._threads["payhook-test-loop"][1].is_alive(), "thread died")
+        until(lambda: not runtime._threads["payhook-test-loop"][1].is_alive(), "thread died")
         document = check(runtime.figures())
         assert document["status"] == "fail"
         assert document["checks"]["workers:alive"][0]["status"] == "fail"
@@ -76,7 +67,7 @@ def test_a_dead_background_thread_fails_health_until_it_is_restarted_and_logged(
         assert (figures.worker_restarts, check(figures)["status"]) == (1, "pass")
         # Work goes on after the restart.
         _deliver(runtime)
-        _until(lambda: runtime.processed == 1, "processed after the restart")
+        until(lambda: runtime.processed == 1, "processed after the restart")
         release.set()
     finally:
         runtime.stop()
@@ -96,7 +87,7 @@ def test_the_server_purges_payloads_past_retention_in_the_background(tmp_path: P
     runtime.start()
     try:
         old, recent = _deliver(runtime), _deliver(runtime)
-        _until(lambda: runtime.processed == 2, "both processed")
+        until(lambda: runtime.processed == 2, "both processed")
     finally:
         runtime.stop()
     conn = sqlite3.connect(tmp_path / "payhook.db")
@@ -114,7 +105,7 @@ def test_the_server_purges_payloads_past_retention_in_the_background(tmp_path: P
         def purged() -> bool:
             return dict((r[0], r[2]) for r in conn.execute(rows)) == {old: 1, recent: 0}
 
-        _until(purged, "the old payload purged")
+        until(purged, "the old payload purged")
         sizes = {r[0]: r[1] for r in conn.execute(rows)}
         assert sizes[old] == 0
         assert sizes[recent] > 0

@@ -25,6 +25,7 @@ from payhook.providers import Provider, build_providers
 from payhook.runtimes.forwarder import OutboxForwarder
 from payhook.runtimes.lock import ProcessLock
 from payhook.runtimes.metrics import Metrics, StoredState
+from payhook.runtimes.processing import ProcessingProcess
 from payhook.runtimes.reconcile import Reconciler
 from payhook.service.audit import run_drain
 from payhook.service.batch import BatchWorker
@@ -69,6 +70,14 @@ class EmbeddedRuntime:
             else None
         )
         self.metrics = Metrics(StoredState(self.backlog, clock))
+        #: With ``processing.separate_process``: the process that processes and audits.
+        self.processing = (
+            ProcessingProcess(
+                settings, self.metrics.processing_lag.observe, self.metrics.processing_failures.inc
+            )
+            if settings.processing.separate_process
+            else None
+        )
         # Reconciliation from the providers' events APIs ([reconcile]): each event found only
         # there raises payhook_missed_events_total{provider} (and logs a warning).
         self.reconciler = (
@@ -97,11 +106,13 @@ class EmbeddedRuntime:
     @property
     def processed(self) -> int:
         """Messages the processing workers finished (processed, or nothing left to do)."""
-        return sum(worker.processed for worker in self._workers)
+        done = self.processing.processed if self.processing is not None else 0
+        return done + sum(worker.processed for worker in self._workers)
 
     @property
     def failures(self) -> int:
-        return sum(worker.failures for worker in self._workers)
+        failed = self.processing.failures if self.processing is not None else 0
+        return failed + sum(worker.failures for worker in self._workers)
 
     def backlog(self) -> Backlog:
         reader = SqliteReader(self.path)
@@ -127,8 +138,9 @@ class EmbeddedRuntime:
             now=now,
             storage_writable=error is None,
             storage_error=error,
-            workers_expected=len(self._threads),
-            workers_alive=sum(t.is_alive() for _, t in self._threads.values()),
+            workers_expected=len(self._threads) + (self.processing is not None),
+            workers_alive=sum(t.is_alive() for _, t in self._threads.values())
+            + (self.processing is not None and self.processing.alive),
             worker_restarts=self.restarts,
             queue_depth=backlog.queue_depth,
             oldest_queued_age_seconds=backlog.oldest_age(now),
@@ -156,9 +168,12 @@ class EmbeddedRuntime:
             log.info("resuming messages left in flight", extra={"messages": released})
         self.writer.start()
         self._stop.clear()
-        for index in range(self.settings.server.workers):
-            self._spawn(self._process_loop, f"payhook-worker-{index}")
-        self._spawn(self._audit_loop, "payhook-audit")
+        if self.processing is not None:
+            self.processing.start()
+        else:
+            for index in range(self.settings.server.workers):
+                self._spawn(self._process_loop, f"payhook-worker-{index}")
+            self._spawn(self._audit_loop, "payhook-audit")
         if self.settings.storage.retention_days:
             self._spawn(self._retention_loop, "payhook-retention")
         if self.forwarder is not None:
@@ -180,6 +195,8 @@ class EmbeddedRuntime:
         if self._supervisor is not None:
             self._supervisor.join()
             self._supervisor = None
+        if self.processing is not None:
+            self.processing.stop()
         for _, thread in self._threads.values():
             thread.join()
         self._threads.clear()
@@ -216,6 +233,11 @@ class EmbeddedRuntime:
                 )
                 self._spawn(target, name)
                 restarted += 1
+        if self.processing is not None and not self.processing.alive and not self._stop.is_set():
+            log.error("the processing process died; starting it again")
+            self.processing.stop()  # reaps it
+            self.processing.start()
+            restarted += 1
         self.restarts += restarted
         return restarted
 
