@@ -163,9 +163,9 @@ def main() -> int:
         ),
         _row("tutorial (FastAPI + stripe + SQLite)", theirs, f"{stored:,} rows stored"),
         "",
-        f"**payhook acknowledges {ratio:.1f}x the tutorial receiver's sustained rate**"
+        f"**payhook acknowledges {ratio:.2f}x the tutorial receiver's sustained rate**"
         f" (target >= 3x); with processing in a process of its own,"
-        f" {separate.ack_rate / theirs.ack_rate:.1f}x.",
+        f" {separate.ack_rate / theirs.ack_rate:.2f}x.",
     ]
     report = "\n".join(lines)
     print(report)
