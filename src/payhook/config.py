@@ -71,7 +71,7 @@ class ProcessingSettings(Options, frozen=True):
     poll_interval_seconds: Annotated[float, Meta(gt=0, le=60)] = 0.01
     retry_base_seconds: Seconds = 1.0
     #: Process and audit in a process of their own, in one thread, instead of in
-    #: ``server.workers`` threads beside the server: about a third more webhooks/s end to end
+    #: ``server.workers`` threads beside the server: about a quarter more webhooks/s end to end
     #: on 2 cores (``runtimes/processing.py``). ``server.workers`` is then not used.
     separate_process: bool = False
 

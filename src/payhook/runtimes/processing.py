@@ -5,10 +5,10 @@ loop, the writer, the processing workers and the audit worker share that one cor
 machine's other core idles (36% idle CPU at full load on 2 cores). Here the workers' and the
 audit's Python runs in a second process, in ONE thread: plan and commit a batch
 (``BatchWorker.step``), chain the audit (``service.audit.drain``), again. Measured on 2 cores,
-30 s at 32 connections: about a third more webhooks acknowledged and processed end to end,
-and half the p99 (``benchmarks/ingest_throughput.py``). One thread matters: a child with
-several threads holds SQLite's write lock while each waits for its own GIL, and gained
-nothing.
+30 s at 32 connections: about a quarter more webhooks acknowledged and processed end to end
+(4,217 vs 3,469/s) and under half the p99 (``benchmarks/ingest_throughput.py``). One
+thread matters: a child with several threads holds SQLite's write lock while each waits for
+its own GIL, and gained nothing.
 
 The child writes through its own connections (each write one ``BEGIN IMMEDIATE``
 transaction; SQLite's lock orders them with the server's writer). Every write is as safe
