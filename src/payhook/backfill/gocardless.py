@@ -9,19 +9,16 @@ canonical JSON. ``Authorization: Bearer <access token>``, ``GoCardless-Version: 
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
 from payhook.backfill.http import JsonApi
 from payhook.backfill.source import Page, api_event, listed
 from payhook.core.model import VerifiedEvent
-from payhook.providers.base import dig, iso_timestamp
+from payhook.providers.base import canonical_json, dig, iso_timestamp
 
 PAGE_SIZE = 500
 API_VERSION = "2015-07-06"
-# As providers/gocardless.py stores each event of a batch: compact, ASCII-only.
-_CANONICAL_JSON = json.JSONEncoder(separators=(",", ":"))
 
 
 class GoCardlessEvents:
@@ -63,5 +60,5 @@ def gocardless_event(item: object, provider: str = "gocardless") -> VerifiedEven
         "id",
         kind,
         lambda e: iso_timestamp(e.get("created_at")),
-        lambda e: _CANONICAL_JSON.encode(e).encode(),
+        canonical_json,  # as providers/gocardless.py stores each event of a batch
     )

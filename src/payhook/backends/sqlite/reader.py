@@ -18,7 +18,7 @@ from urllib.parse import quote
 from payhook.backends.sqlite.outbox import FailedDelivery
 from payhook.backends.sqlite.queue import DeadLetter
 from payhook.backends.sqlite.schema import migrations, read_snapshot, schema_version
-from payhook.backends.sqlite.webhooks import WEBHOOK_COLUMNS, webhook_from_row
+from payhook.backends.sqlite.webhooks import WEBHOOK_COLUMNS, WEBHOOK_FIELDS, webhook_from_row
 from payhook.core.ledger import PaymentRecord
 from payhook.core.model import StoredWebhook, webhook_id_for
 from payhook.core.queries import Page, PaymentQuery, WebhookQuery
@@ -223,13 +223,13 @@ class SqliteReader:
 
     def dead_letters_with_webhooks(self) -> list[tuple[DeadLetter, StoredWebhook | None]]:
         """Each dead letter beside its webhook (None if the row is gone), in one query."""
-        columns = ", ".join(f"w.{name}" for name in WEBHOOK_COLUMNS.split(", "))
+        columns = ", ".join(f"w.{name}" for name in WEBHOOK_FIELDS)
         rows = self.conn.execute(
             f"SELECT {columns}, d.webhook_id, d.reason, d.receive_count, d.failed_at"  # noqa: S608
             " FROM dead_letters d LEFT JOIN webhooks w ON w.webhook_id = d.webhook_id"
             " ORDER BY d.failed_at, d.webhook_id"
         ).fetchall()
-        width = len(WEBHOOK_COLUMNS.split(", "))
+        width = len(WEBHOOK_FIELDS)
         return [
             (DeadLetter(*row[width:]), webhook_from_row(row) if row[0] is not None else None)
             for row in rows
