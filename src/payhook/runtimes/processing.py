@@ -3,12 +3,12 @@
 Why: one CPython process runs one thread of Python at a time. In ``payhook serve`` the event
 loop, the writer, the processing workers and the audit worker share that one core while the
 machine's other core idles (36% idle CPU at full load on 2 cores). Here the workers' and the
-audit's Python runs in a second process, in ONE thread: plan and commit a batch
-(``BatchWorker.step``), chain the audit (``service.audit.drain``), again. Measured on 2 cores,
-30 s at 32 connections: about a quarter more webhooks acknowledged and processed end to end
-(4,217 vs 3,469/s) and under half the p99 (``benchmarks/ingest_throughput.py``). One
-thread matters: a child with several threads holds SQLite's write lock while each waits for
-its own GIL, and gained nothing.
+audit's Python runs in a second process, in ONE thread: the worker threads' loop
+(``BatchWorker.run``), chaining the audit (``service.audit.drain``) after every batch.
+Measured on 2 cores, 30 s at 32 connections: about a quarter more webhooks acknowledged and
+processed end to end (4,217 vs 3,469/s) and under half the p99
+(``benchmarks/ingest_throughput.py``). One thread matters: a child with several threads
+holds SQLite's write lock while each waits for its own GIL, and gained nothing.
 
 The child writes through its own connections (each write one ``BEGIN IMMEDIATE``
 transaction; SQLite's lock orders them with the server's writer). Every write is as safe
@@ -136,11 +136,6 @@ def run(
     and the whole audit."""
     path, options = settings.storage.path, settings.processing
     lags: list[float] = []
-    failures = [0]
-
-    def failed() -> None:
-        failures[0] += 1
-
     queue = SqliteQueue(
         path,
         visibility_timeout=options.visibility_timeout_seconds,
@@ -158,38 +153,27 @@ def run(
         visibility_timeout=options.visibility_timeout_seconds,
         retry_base_seconds=options.retry_base_seconds,
         on_processed=lags.append,
-        on_failure=failed,
     )
     key = embedded_chain_key(settings.audit.key, "payhook serve")
-    held: list[Any] = []
-    failed_now: list[Any] = []
+    reported = {"processed": 0, "failures": 0}
+
+    def report_and_audit() -> bool:
+        """After each batch: report what changed, then chain the audit; whether it chained."""
+        news = {"processed": worker.processed, "failures": worker.failures}
+        if news != reported or lags:
+            report({name: news[name] - reported[name] for name in news} | {"lags": lags[:]})
+            reported.update(news)
+            lags.clear()
+        try:
+            return drain(feed, key, clock=clock) > 0
+        except Exception:
+            log.exception("audit drain failed; retrying")
+            stop.wait(1.0)
+            return False
+
     try:
-        while held or failed_now or not stop.is_set():
-            chained, processed = 0, worker.processed
-            try:
-                if not held and not failed_now:
-                    held = queue.receive(options.batch_size)
-                if held or failed_now:
-                    more = 0 if stop.is_set() else options.batch_size
-                    held, failed_now = worker.step(held, failed_now, receive=more)
-                chained = drain(feed, key, clock=clock)
-            except Exception:
-                log.exception("processing failed; its messages come back after the timeout")
-                held, failed_now = [], []
-                stop.wait(1.0)
-            if worker.processed > processed or failures[0] or lags:
-                report(
-                    {
-                        "processed": worker.processed - processed,
-                        "failures": failures[0],
-                        "lags": lags,
-                    }
-                )
-                lags.clear()
-                failures[0] = 0
-            if not (held or failed_now or chained):
-                stop.wait(options.poll_interval_seconds)
-        while drain(feed, key, clock=clock):
+        worker.run(stop, options.poll_interval_seconds, also=report_and_audit)
+        while report_and_audit():  # the whole audit before it stops
             pass
     finally:
         feed.close()

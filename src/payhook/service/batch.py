@@ -61,11 +61,18 @@ class BatchWorker:
         self.failures = 0
         self._conflicts: dict[int, int] = {}  # message id -> times planned again
 
-    def run(self, stop: threading.Event, poll_seconds: float) -> None:
+    def run(
+        self,
+        stop: threading.Event,
+        poll_seconds: float,
+        also: Callable[[], bool] | None = None,
+    ) -> None:
         """Process until ``stop`` is set, then finish the messages held. Full batches go back
         to back (each received in the write of the one before); after a short receive (caught
         up) the worker processes what it got and looks again ``poll_seconds`` later, so that
-        under load a write carries a batch, not the few messages that arrived since the last."""
+        under load a write carries a batch, not the few messages that arrived since the last.
+        ``also`` runs after every round (the separate processing process chains the audit
+        there); while it says it did something, the worker does not pause."""
         held: list[QueueMessage] = []
         failed: list[Failure] = []
         full = False  # the last receive filled a batch: more is probably waiting
@@ -81,7 +88,8 @@ class BatchWorker:
             except Exception:
                 log.exception("processing batch failed; its messages come back after the timeout")
                 held, failed, full = [], [], False
-            if not (held or failed or full):
+            busy = also() if also is not None else False
+            if not (held or failed or full or busy):
                 stop.wait(poll_seconds)
 
     def step(
