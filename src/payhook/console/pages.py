@@ -160,7 +160,7 @@ def delivery(console: Console, call: Call) -> Response:
         webhook = reader.webhook(webhook_id)
         if webhook is None:
             raise NotFoundError(f"no delivery {webhook_id}")
-        letter = next((d for d in reader.dead_letters() if d.webhook_id == webhook_id), None)
+        letter = reader.dead_letter(webhook_id)
         touched, mapping_error = _payments_touched(console, reader, webhook)
     return console.render(
         call,

@@ -122,6 +122,12 @@ def test_dead_letters_come_with_their_webhooks_in_one_read(
     finally:
         reader.close()
     assert [letter for letter, _ in pairs] == dead
+    reader = SqliteReader(db_path)
+    try:
+        assert [reader.dead_letter(letter.webhook_id) for letter in dead] == dead
+        assert reader.dead_letter("wh_not_a_dead_letter") is None
+    finally:
+        reader.close()
     webhooks = {letter.webhook_id: webhook for letter, webhook in pairs}
     assert webhooks[gone] is None  # its row is gone: the letter still shows
     store = SqliteStore(db_path)

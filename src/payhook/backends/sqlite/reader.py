@@ -221,6 +221,14 @@ class SqliteReader:
         ).fetchall()
         return [DeadLetter(*row) for row in rows]
 
+    def dead_letter(self, webhook_id: str) -> DeadLetter | None:
+        row = self.conn.execute(
+            "SELECT webhook_id, reason, receive_count, failed_at FROM dead_letters"
+            " WHERE webhook_id = ?",
+            (webhook_id,),
+        ).fetchone()
+        return DeadLetter(*row) if row else None
+
     def dead_letters_with_webhooks(self) -> list[tuple[DeadLetter, StoredWebhook | None]]:
         """Each dead letter beside its webhook (None if the row is gone), in one query."""
         columns = ", ".join(f"w.{name}" for name in WEBHOOK_FIELDS)
