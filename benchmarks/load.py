@@ -141,10 +141,12 @@ def run_phase(phase: Phase, args: argparse.Namespace, names: list[str]) -> None:
 def _lag_note() -> str:
     settings = ProcessingSettings()
     return (
-        "Processing never pauses for deliveries: every group commit carries every waiting"
-        " delivery and at most one background write, so processing and the audit keep going"
-        f" under any load; workers take batches of up to {settings.batch_size} messages, back"
-        " to back while full batches wait, and look again every"
+        "Processing never pauses for deliveries: the processing process (the default) takes"
+        " turns with the server's writer and waits for at most the group in progress (with"
+        " `separate_process = false`, every group commit carries at most one background"
+        " write), so processing and the audit keep going under any load; batches of up to"
+        f" {settings.batch_size} messages follow each other while full batches wait, and"
+        " processing looks again every"
         f" {settings.poll_interval_seconds * 1000:g} ms once caught up"
         " (`processing.poll_interval_seconds`)."
     )
@@ -156,7 +158,9 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=1000, help="offered rate, paced phase")
     parser.add_argument("--seconds", type=float, default=15, help="length of the paced phase")
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--workers", type=int, default=2, help="processing worker threads")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="processing threads (separate_process = false)"
+    )
     parser.add_argument("--duplicates", type=float, default=0.1, help="share of redeliveries")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--no-write", action="store_true", help="do not update RESULTS.md")
@@ -181,7 +185,8 @@ def main() -> int:
         f"Pre-signed deliveries from {len(names)} providers ({', '.join(names)}), each event"
         f" type in turn, {args.duplicates:.0%} byte-identical redeliveries, about a third of"
         f" Stripe payments refunded later; {args.concurrency} keep-alive connections,"
-        f" {args.workers} processing workers; a fresh server and database per phase; client and"
+        " default settings (processing and the audit in the processing process); a fresh"
+        " server and database per phase; client and"
         " server share the machine's cores. Processing lag is `processed_at - received_at` from"
         " the database. PayPal is left out: " + fleet.LEFT_OUT["paypal"] + ".",
         "",

@@ -21,7 +21,7 @@ from payhook.backends.sqlite.retention import purge_payloads
 from payhook.backends.sqlite.schema import exposed
 from payhook.config import Settings
 from payhook.core.clock import Clock, system_clock
-from payhook.providers import Provider, build_providers
+from payhook.providers import build_providers
 from payhook.runtimes.forwarder import OutboxForwarder
 from payhook.runtimes.lock import ProcessLock
 from payhook.runtimes.metrics import Metrics, StoredState
@@ -43,21 +43,23 @@ RETENTION_FIRST_SECONDS = 10.0  # after start-up, so that start-up is not slowed
 class EmbeddedRuntime:
     """Everything ``payhook serve`` runs besides HTTP. ``start`` then ``stop``."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        clock: Clock = system_clock,
-        providers: dict[str, Provider] | None = None,
-    ) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.clock = clock
+        # The system clock and the configured providers, nothing injected: the processing
+        # process builds its own from the same settings, and must see what the server sees.
+        self.clock: Clock = system_clock
+        clock = system_clock
         self.path = settings.storage.path
-        self.providers = (
-            providers if providers is not None else build_providers(settings.providers, clock)
-        )
+        self.providers = build_providers(settings.providers, clock)
         self.ingest = Ingest(self.providers, clock, settings.server.body_limit_bytes)
+        # With ``processing.separate_process`` (the default): the process that processes and
+        # audits, and takes turns with the writer. A receive-only node (``server.workers =
+        # 0``) processes nothing: no process, the audit thread only.
+        separate = settings.processing.separate_process and settings.server.workers > 0
         self.writer = GroupCommitWriter(
-            self.path, checkpoint_seconds=settings.storage.checkpoint_interval_seconds
+            self.path,
+            checkpoint_seconds=settings.storage.checkpoint_interval_seconds,
+            shared=separate,
         )
         # The audit chain is authenticated with a key from the configuration, never stored in
         # the database: without one, nothing starts.
@@ -70,12 +72,11 @@ class EmbeddedRuntime:
             else None
         )
         self.metrics = Metrics(StoredState(self.backlog, clock))
-        #: With ``processing.separate_process``: the process that processes and audits.
         self.processing = (
             ProcessingProcess(
                 settings, self.metrics.processing_lag.observe, self.metrics.processing_failures.inc
             )
-            if settings.processing.separate_process
+            if separate
             else None
         )
         # Reconciliation from the providers' events APIs ([reconcile]): each event found only

@@ -10,8 +10,9 @@ processed end to end (4,217 vs 3,469/s) and under half the p99
 (``benchmarks/ingest_throughput.py``). One thread matters: a child with several threads
 holds SQLite's write lock while each waits for its own GIL, and gained nothing.
 
-The child writes through its own connections (each write one ``BEGIN IMMEDIATE``
-transaction; SQLite's lock orders them with the server's writer). Every write is as safe
+The child writes through a connection of its own (each write one ``BEGIN IMMEDIATE``
+transaction), taking turns with the server's writer (``backends/sqlite/turns.py``: it waits
+for at most the group in progress). Every write is as safe
 against another writer as before: commits apply only to webhooks still ``received`` and to the
 payment versions they were planned on, the audit appends only onto the head it read, and
 messages a dead child held come back after the visibility timeout.
@@ -35,9 +36,10 @@ from typing import IO, Any
 
 import msgspec
 
-from payhook.backends.sqlite import SqliteQueue, SqliteStore
+from payhook.backends.sqlite import GroupCommitWriter, SqliteQueue, SqliteStore
 from payhook.backends.sqlite.audit import embedded_chain_key
 from payhook.backends.sqlite.changes import SqliteChangeFeed
+from payhook.backends.sqlite.turns import GuestWriter, WriteTurns
 from payhook.config import Settings
 from payhook.core.clock import Clock, system_clock
 from payhook.logs import configure as configure_logging
@@ -136,14 +138,17 @@ def run(
     and the whole audit."""
     path, options = settings.storage.path, settings.processing
     lags: list[float] = []
+    turns = WriteTurns(path)
+    writer = GuestWriter(path, turns, timeout=GroupCommitWriter.busy_timeout_seconds)
     queue = SqliteQueue(
         path,
         visibility_timeout=options.visibility_timeout_seconds,
         max_receives=options.max_receives,
         clock=clock,
+        writer=writer,
     )
-    store = SqliteStore(path)
-    feed = SqliteChangeFeed(path)
+    store = SqliteStore(path, writer=writer)
+    feed = SqliteChangeFeed(path, writer=writer)
     worker = BatchWorker(
         build_providers(settings.providers, clock),
         store,
@@ -179,6 +184,8 @@ def run(
         feed.close()
         store.close()
         queue.conn.close()
+        writer.close()
+        turns.close()
 
 
 def main() -> int:

@@ -15,12 +15,14 @@ are; background writes are never starved either, since every group takes one. Ba
 work makes each of its writes a batch, to keep its share of the writer small under any load.
 
 Between groups the writer also checkpoints its WAL, once per ``checkpoint_seconds``
-(``schema.WalCheckpoints`` says why there).
+(``schema.WalCheckpoints`` says why there). With ``shared``, another process writes too (the
+processing process), and each group waits for its turn (``turns.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import sqlite3
@@ -33,6 +35,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from payhook.backends.sqlite.schema import Transaction, WalCheckpoints, connect
+from payhook.backends.sqlite.turns import WriteTurns
 from payhook.backends.sqlite.waiters import answer
 from payhook.backends.sqlite.webhooks import ROWS_PER_STATEMENT, insert_webhooks
 from payhook.core.model import Stored, StoredWebhook
@@ -82,9 +85,15 @@ class GroupCommitWriter:
     busy_timeout_seconds: ClassVar[float] = 2.0
 
     def __init__(
-        self, path: str | Path, max_group: int = 1000, checkpoint_seconds: float | None = None
+        self,
+        path: str | Path,
+        max_group: int = 1000,
+        checkpoint_seconds: float | None = None,
+        shared: bool = False,
     ) -> None:
         self.path = path
+        self.shared = shared  # another process writes too, taking turns (``turns.py``)
+        self._turns: WriteTurns | None = None
         #: How often the writer checkpoints its WAL between groups (None: never).
         self.checkpoint_seconds = checkpoint_seconds
         #: The most items (deliveries and background writes) taken off the queue per group:
@@ -105,6 +114,7 @@ class GroupCommitWriter:
 
     def start(self) -> None:
         self._conn = connect(self.path, durable=True, timeout=self.busy_timeout_seconds)
+        self._turns = WriteTurns(self.path) if self.shared else None
         self._thread = threading.Thread(target=self._run, name="payhook-writer", daemon=True)
         self._thread.start()
 
@@ -118,6 +128,9 @@ class GroupCommitWriter:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+        if self._turns is not None:
+            self._turns.close()
+            self._turns = None
 
     @property
     def running(self) -> bool:
@@ -211,9 +224,21 @@ class GroupCommitWriter:
     def _write(
         self, requests: list[_Request], calls: list[_Call]
     ) -> tuple[list[list[Stored]], list[tuple[bool, Any]]]:
-        """One group in one transaction: the webhooks, then the call in its savepoint."""
-        assert self._conn is not None
+        """One group in one transaction (in this writer's turn, when shared): the webhooks,
+        then the call in its savepoint."""
         batches = [r.webhooks for r in requests]
+        turn = self._turns.writer() if self._turns is not None else contextlib.nullcontext()
+        with turn:
+            outcome, results = self._transaction(batches, calls)
+        self.groups += 1
+        self.webhooks += sum(len(b) for b in batches)
+        self.failing = None
+        return outcome, results
+
+    def _transaction(
+        self, batches: list[Sequence[StoredWebhook]], calls: list[_Call]
+    ) -> tuple[list[list[Stored]], list[tuple[bool, Any]]]:
+        assert self._conn is not None
         results: list[tuple[bool, Any]] = []
         if not calls and sum(len(b) for b in batches) <= ROWS_PER_STATEMENT:
             # Ingest alone is one INSERT: it commits (durably) by itself, and each SQLite
@@ -223,9 +248,6 @@ class GroupCommitWriter:
             with Transaction(self._conn) as conn:
                 outcome = insert_webhooks(conn, batches) if batches else []
                 results = [_in_savepoint(conn, call.fn) for call in calls]
-        self.groups += 1
-        self.webhooks += sum(len(b) for b in batches)
-        self.failing = None
         return outcome, results
 
     def _failed(
