@@ -3,13 +3,16 @@ what will change, then the CLI's use case, then the result; and the live view's 
 
 from __future__ import annotations
 
+import html
 import re
 import sqlite3
 import time
 
 import httpx
+import pytest
 
 from payhook.backends.sqlite.reader import SqliteReader
+from payhook.console import pages
 from tests.console.server import Payhook, csrf_of
 
 
@@ -92,3 +95,31 @@ def test_the_live_view_sends_only_new_deliveries_matching_its_filters(
     assert int(following.group(1)) == position + 1  # the next poll starts after it either way
     again = client.get(f"/console/deliveries/live?after={position + 1}", headers=htmx)
     assert event_id not in again.text
+
+
+def test_dead_letters_come_in_pages_and_redrive_all_counts_every_page(
+    payhook: Payhook, client: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pages, "DEAD_LETTERS_PER_PAGE", 1)
+    reader = SqliteReader(payhook.settings.storage.path)
+    try:
+        letters = [d.webhook_id for d in reader.dead_letters()]
+    finally:
+        reader.close()
+    assert len(letters) == 2
+    shown = []
+    url = "/console/dead-letters"
+    for number in (1, 2):
+        page = client.get(url)
+        assert page.status_code == 200
+        assert f"2 dead letters, {number} to {number} shown" in page.text
+        assert f"Page {number} of 2" in page.text
+        assert "Redrive all 2 matching" in page.text  # every page, not only this one
+        shown += re.findall(r'name="ids" value="([^"]+)" id="dl-', page.text)
+        later = re.search(r'rel="next" href="([^"]+)"', page.text)
+        url = html.unescape(later.group(1)) if later else ""
+    assert shown == letters  # each once, in order
+    assert url == ""  # no page after the last
+    assert client.get("/console/dead-letters?page=3").status_code == 404
+    assert client.get("/console/dead-letters?page=0").status_code == 400
+    assert client.get("/console/dead-letters?page=two").status_code == 400
