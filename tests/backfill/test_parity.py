@@ -12,8 +12,13 @@ from typing import Any
 import pytest
 
 from payhook.backfill.clients import events_api
-from payhook.backfill.errors import CredentialsError
+from payhook.backfill.errors import CredentialsError, ProviderApiError
+from payhook.backfill.gocardless import gocardless_event
 from payhook.backfill.memory import MemoryCursors
+from payhook.backfill.paddle import paddle_event
+from payhook.backfill.paypal import paypal_event
+from payhook.backfill.square import square_event
+from payhook.backfill.stripe import stripe_event
 from payhook.core.model import Stored, StoredWebhook, WebhookRequest
 from payhook.providers import ProviderConfig, provider_class
 from payhook.providers.base import Provider
@@ -214,3 +219,23 @@ def test_paypal_wrong_client_credentials_are_a_clear_error() -> None:
         client = events_api(ProviderConfig.from_mapping("paypal", section))
         with pytest.raises(CredentialsError, match=r"paypal: .*refused the credentials.*401"):
             client.page(time.time() - 60, None)
+
+
+@pytest.mark.parametrize(
+    ("read", "event", "missing"),
+    [
+        (stripe_event, {"type": "charge.refunded", "created": 1}, "body.id"),
+        (paddle_event, {"event_id": "evt_1", "occurred_at": "2026-01-01T00:00:00Z"}, "event_type"),
+        (square_event, {"type": "payment.updated"}, "body.event_id"),
+        (paypal_event, {"id": "WH-1", "create_time": "2026-01-01T00:00:00Z"}, "event_type"),
+        (gocardless_event, {"id": "EV1", "resource_type": "payments"}, "action"),
+    ],
+    ids=["stripe", "paddle", "square", "paypal", "gocardless"],
+)
+def test_an_api_event_without_its_identity_is_an_api_error_naming_what_is_missing(
+    read: Callable[[object, str], object], event: dict[str, Any], missing: str
+) -> None:
+    with pytest.raises(ProviderApiError, match=rf"^acme: an event of the events API: .*{missing}"):
+        read(event, "acme")
+    with pytest.raises(ProviderApiError, match=r"^acme: an event is not an object$"):
+        read([event], "acme")

@@ -15,7 +15,8 @@ from typing import Any
 from payhook.backfill.http import JsonApi
 from payhook.backfill.source import Page, api_event, listed
 from payhook.core.model import VerifiedEvent
-from payhook.providers.base import canonical_json, dig, iso_timestamp
+from payhook.errors import PayloadError
+from payhook.providers.base import canonical_json, dig, iso_timestamp, require_str
 
 PAGE_SIZE = 500
 API_VERSION = "2015-07-06"
@@ -49,16 +50,12 @@ def gocardless_event(item: object, provider: str = "gocardless") -> VerifiedEven
     """As ``GoCardlessProvider.events``: ``id``, ``resource_type.action``, ``created_at``, the
     event's canonical JSON as its payload."""
 
-    def kind(e: dict[str, Any]) -> str | None:
-        resource, action = e.get("resource_type"), e.get("action")
-        ok = isinstance(resource, str) and isinstance(action, str) and resource and action
-        return f"{resource}.{action}" if ok else None
+    # as providers/gocardless.py stores each event of a batch: canonical JSON
+    return api_event(provider, item, _read, canonical_json)
 
-    return api_event(
-        provider,
-        item,
-        "id",
-        kind,
-        lambda e: iso_timestamp(e.get("created_at")),
-        canonical_json,  # as providers/gocardless.py stores each event of a batch
-    )
+
+def _read(event: dict[str, Any]) -> tuple[str, str, float | None]:
+    resource, action = event.get("resource_type"), event.get("action")
+    if not (isinstance(resource, str) and isinstance(action, str) and resource and action):
+        raise PayloadError("body.resource_type or body.action is missing or not a string")
+    return require_str(event, "id"), f"{resource}.{action}", iso_timestamp(event.get("created_at"))

@@ -18,7 +18,8 @@ from payhook.backfill.errors import ProviderApiError
 from payhook.backfill.http import JsonApi
 from payhook.backfill.source import Page, api_event, listed
 from payhook.core.model import VerifiedEvent
-from payhook.providers.base import dig, iso_timestamp
+from payhook.providers.base import dig
+from payhook.providers.paddle import PaddleProvider
 
 PAGE_SIZE = 200
 
@@ -54,10 +55,4 @@ def _after(next_url: object, provider: str) -> str:
 
 def paddle_event(item: object, provider: str = "paddle") -> VerifiedEvent:
     """As ``PaddleProvider.events``: ``event_id``, ``event_type``, ``occurred_at``."""
-    return api_event(
-        provider,
-        item,
-        "event_id",
-        lambda e: e.get("event_type"),
-        lambda e: iso_timestamp(e.get("occurred_at")),
-    )
+    return api_event(provider, item, PaddleProvider.event_fields.read)

@@ -20,7 +20,7 @@ from payhook.backfill.errors import CredentialsError, ProviderApiError
 from payhook.backfill.http import JsonApi
 from payhook.backfill.source import Page, api_event, listed
 from payhook.core.model import VerifiedEvent
-from payhook.providers.base import iso_timestamp
+from payhook.providers.paypal import EVENT_FIELDS
 
 PAGE_SIZE = 100
 EVENTS_PATH = "/v1/notifications/webhooks-events"
@@ -85,10 +85,4 @@ class PayPalEvents:
 
 def paypal_event(item: object, provider: str = "paypal") -> VerifiedEvent:
     """As ``PayPalProvider.verify``: ``id``, ``event_type``, ``create_time``."""
-    return api_event(
-        provider,
-        item,
-        "id",
-        lambda e: e.get("event_type"),
-        lambda e: iso_timestamp(e.get("create_time")),
-    )
+    return api_event(provider, item, EVENT_FIELDS.read)

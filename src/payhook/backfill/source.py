@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from payhook.backfill.errors import ProviderApiError
 from payhook.core.model import VerifiedEvent
+from payhook.errors import PayloadError
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,18 +69,17 @@ def listed(
 def api_event(
     provider: str,
     item: object,
-    id_key: str,
-    event_type: Callable[[dict[str, Any]], object],
-    occurred_at: Callable[[dict[str, Any]], float | None],
+    read: Callable[[dict[str, Any]], tuple[str, str, float | None]],
     payload: Callable[[dict[str, Any]], bytes] | None = None,
 ) -> VerifiedEvent:
-    """One event object of an API, identified as its signed webhook identifies it: the same
-    id key, type and time; its payload the object's JSON (``payload`` when the provider's
-    webhook stores another encoding)."""
+    """One event object of an API, identified as its signed webhook identifies it: ``read``
+    gives its id, type and time (the provider's ``EventFields.read``); its payload is the
+    object's JSON (``payload`` when the provider's webhook stores another encoding)."""
     if not isinstance(item, dict):
         raise ProviderApiError(f"{provider}: an event is not an object")
-    event_id, kind = item.get(id_key), event_type(item)
-    if not isinstance(event_id, str) or not event_id or not isinstance(kind, str) or not kind:
-        raise ProviderApiError(f"{provider}: an event has no {id_key} or type")
+    try:
+        event_id, kind, occurred = read(item)
+    except PayloadError as exc:
+        raise ProviderApiError(f"{provider}: an event of the events API: {exc}") from None
     body = payload(item) if payload else json.dumps(item, separators=(",", ":")).encode()
-    return VerifiedEvent(event_id, kind, body, occurred_at(item))
+    return VerifiedEvent(event_id, kind, body, occurred)

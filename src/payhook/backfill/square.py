@@ -16,7 +16,7 @@ from payhook.backfill.http import JsonApi
 from payhook.backfill.paypal import rfc3339
 from payhook.backfill.source import Page, api_event, listed
 from payhook.core.model import VerifiedEvent
-from payhook.providers.base import iso_timestamp
+from payhook.providers.square import SquareProvider
 
 PAGE_SIZE = 100
 
@@ -46,10 +46,4 @@ class SquareEvents:
 
 def square_event(item: object, provider: str = "square") -> VerifiedEvent:
     """As ``SquareProvider.verify``: ``event_id``, ``type``, ``created_at`` (with an offset)."""
-    return api_event(
-        provider,
-        item,
-        "event_id",
-        lambda e: e.get("type"),
-        lambda e: iso_timestamp(e.get("created_at"), naive_as_utc=False),
-    )
+    return api_event(provider, item, SquareProvider.event_fields.read)

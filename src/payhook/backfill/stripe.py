@@ -15,7 +15,7 @@ from typing import Any
 from payhook.backfill.http import JsonApi
 from payhook.backfill.source import Page, api_event, listed
 from payhook.core.model import VerifiedEvent
-from payhook.providers.base import unix_time
+from payhook.providers.stripe import StripeProvider
 
 DEFAULT_API_BASE = "https://api.stripe.com"
 PAGE_SIZE = 100
@@ -44,6 +44,4 @@ class StripeEvents:
 def stripe_event(item: object, provider: str = "stripe") -> VerifiedEvent:
     """An event object of the API as its webhook identifies it (``StripeProvider.events``:
     ``id``, ``type``, ``created``)."""
-    return api_event(
-        provider, item, "id", lambda e: e.get("type"), lambda e: unix_time(e.get("created"))
-    )
+    return api_event(provider, item, StripeProvider.event_fields.read)

@@ -25,15 +25,18 @@ class EventFields:
 
     def event(self, body: bytes) -> VerifiedEvent:
         """The one event of an authentic JSON body, stored as it was sent."""
-        data = parse_json_object(body)
+        event_id, kind, occurred = self.read(parse_json_object(body))
+        return VerifiedEvent(event_id, kind, body, occurred)
+
+    def read(self, data: dict[str, Any]) -> tuple[str, str, float | None]:
+        """The id, type and time of a JSON event (PayloadError naming what is missing); the
+        events APIs' objects read the same (``backfill.source.api_event``)."""
         when = next((data[key] for key in self.time if key in data), None)
         if self.time_format == "unix":
             occurred = unix_time(when)
         else:
             occurred = iso_timestamp(when, naive_as_utc=self.time_format == "iso")
-        return VerifiedEvent(
-            require_str(data, self.id), require_str(data, self.type), body, occurred
-        )
+        return require_str(data, self.id), require_str(data, self.type), occurred
 
 
 def json_id(value: object) -> str | None:

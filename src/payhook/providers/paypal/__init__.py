@@ -62,7 +62,7 @@ from payhook.providers.paypal.signature import (
 from payhook.providers.samples import family_sample
 
 _Id = Annotated[str, Meta(min_length=1)]
-_EVENT_FIELDS = EventFields("id", "event_type", ("create_time",))
+EVENT_FIELDS = EventFields("id", "event_type", ("create_time",))
 
 
 class PayPalOptions(ProviderOptions, frozen=True):
@@ -144,7 +144,7 @@ class PayPalProvider(Provider):
             chain = self.certificates.chain(transmission.cert_url)
             key = self._validated_key(transmission.cert_url, chain)
             verify_paypal_signature(key, transmission, self.webhook_ids, request.body)
-        return [_EVENT_FIELDS.event(request.body)]
+        return [EVENT_FIELDS.event(request.body)]
 
     def _validated_key(self, url: str, chain: CertificateChain) -> RSAPublicKey:
         try:
