@@ -50,7 +50,7 @@ secrets = ["whsec_eu_account_secret"]
         "whsec_second_test_secret",
     )
     assert settings.providers["stripe"].tolerance_seconds == 60
-    assert settings.providers["stripe_eu"].type == "stripe"
+    assert settings.providers["stripe_eu"].provider_type == "stripe"
 
 
 def test_environment_overrides_the_file(tmp_path: Path) -> None:

@@ -66,7 +66,7 @@ def check_parity(
     delivered = [w for request in deliveries for w in ingest.verify(provider.name, request)]
     api = fake([item for request in deliveries for item in items(request.body)])
     with serving(api) as base:
-        section = {**config.options, "type": config.type, "api_base": base}
+        section = {**config.options, "type": config.provider_type, "api_base": base}
         if config.secrets:
             section["secrets"] = list(config.secrets)
         client = events_api(ProviderConfig.from_mapping(config.name, section))
@@ -95,7 +95,7 @@ def check_parity(
 
 def make(name: str, section: dict[str, Any]) -> tuple[Provider, ProviderConfig]:
     config = ProviderConfig.from_mapping(name, section)
-    return provider_class(config.type)(config), config
+    return provider_class(config.provider_type)(config), config
 
 
 def samples(provider: Provider) -> list[WebhookRequest]:

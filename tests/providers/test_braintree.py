@@ -88,7 +88,7 @@ def _stored(provider: BraintreeProvider, request: WebhookRequest) -> StoredWebho
 
 def test_registry_maps_braintree_to_this_provider() -> None:
     assert provider_class("braintree") is BraintreeProvider
-    assert BraintreeProvider.type_name == "braintree"
+    assert BraintreeProvider.provider_type == "braintree"
 
 
 def test_known_vector_verifies_with_its_exact_signature() -> None:

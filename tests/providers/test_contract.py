@@ -52,7 +52,7 @@ def build(name: str, clock: Callable[[], float], **overrides: Any) -> Provider:
         return builder(config, clock)
     section = {**fleet.sections([name])[name], **overrides}
     config = ProviderConfig.from_mapping(name, section)
-    return provider_class(config.type)(config, clock)
+    return provider_class(config.provider_type)(config, clock)
 
 
 def refused(provider: Provider, request: WebhookRequest) -> bool:

@@ -53,7 +53,7 @@ def stored(p: MollieProvider, event: VerifiedEvent) -> StoredWebhook:
     return StoredWebhook(
         webhook_id=webhook_id_for(p.name, event.event_id),
         provider=p.name,
-        provider_type=p.type_name,
+        provider_type=p.provider_type,
         event_id=event.event_id,
         event_type=event.event_type,
         payload=event.payload,

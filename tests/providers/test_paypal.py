@@ -78,7 +78,7 @@ def make_provider(
 
 def test_registry_maps_paypal_to_this_provider() -> None:
     assert provider_class("paypal") is PayPalProvider
-    assert PayPalProvider.type_name == "paypal"
+    assert PayPalProvider.provider_type == "paypal"
 
 
 def test_known_vector_verifies_with_its_exact_signature() -> None:

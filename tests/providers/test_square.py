@@ -72,7 +72,7 @@ def stored(provider: SquareProvider, event: VerifiedEvent) -> StoredWebhook:
     return StoredWebhook(
         webhook_id=f"wh_{event.event_id}",
         provider=provider.name,
-        provider_type=provider.type_name,
+        provider_type=provider.provider_type,
         event_id=event.event_id,
         event_type=event.event_type,
         payload=event.payload,

@@ -90,7 +90,7 @@ def build(
     built = {}
     for name, section in provider_sections.items():
         config = ProviderConfig.from_mapping(name, dict(section))
-        built[name] = provider_class(config.type)(config, clock)
+        built[name] = provider_class(config.provider_type)(config, clock)
     return built
 
 
@@ -151,7 +151,7 @@ def delivery(ingest: Ingest, name: str, request: WebhookRequest) -> Delivery:
 
 def _stripe_follow_up(provider: Provider) -> Callable[[WebhookRequest], WebhookRequest] | None:
     """A refund of the same payment, so some payments see more than one event."""
-    if provider.type_name != "stripe":
+    if provider.provider_type != "stripe":
         return None
     from payhook.providers.stripe import sample_event, stripe_signature
 

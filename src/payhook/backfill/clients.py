@@ -42,10 +42,10 @@ WITHOUT_EVENTS_API = (
 
 def supported(config: ProviderConfig) -> bool:
     """Whether the provider's type has an events client AND its section gives credentials."""
-    if config.type not in IMPLEMENTED:
+    if config.provider_type not in IMPLEMENTED:
         return False
     options = config.options
-    if config.type == "paypal":
+    if config.provider_type == "paypal":
         return bool(options.get("client_id") and options.get("client_secret"))
     return bool(options.get("api_key"))
 
@@ -59,19 +59,20 @@ def events_api(
 ) -> EventsApi:
     """The events client of ``config`` (NoEventsApiError when there is none to build)."""
     where = f"providers.{config.name}"
-    builder = IMPLEMENTED.get(config.type)
+    builder = IMPLEMENTED.get(config.provider_type)
     if builder is None:
         raise NoEventsApiError(
-            f"{config.name}: provider type {config.type!r} has no events API payhook can read"
+            f"{config.name}: provider type {config.provider_type!r} has no events API payhook"
+            " can read"
             f" (backfill supports: {', '.join(sorted(IMPLEMENTED))})"
         )
     if not supported(config):
-        needed = "client_id and client_secret" if config.type == "paypal" else "api_key"
+        needed = "client_id and client_secret" if config.provider_type == "paypal" else "api_key"
         raise NoEventsApiError(f"{where}: set {needed} to backfill from the events API")
     from payhook.providers import provider_class
 
-    options = convert(config.options, provider_class(config.type).Options, where)
-    base = config.options.get("api_base") or API_BASES[config.type]
+    options = convert(config.options, provider_class(config.provider_type).Options, where)
+    base = config.options.get("api_base") or API_BASES[config.provider_type]
     api = JsonApi(config.name, str(base), client=client, policy=policy, sleep=sleep)
     return builder(api, options)
 

@@ -115,7 +115,7 @@ def check_config(settings: Settings, args: argparse.Namespace) -> int:
     effective["providers"] = {
         name: _masked(
             {
-                "type": cfg.type,
+                "type": cfg.provider_type,
                 "secrets": list(cfg.secrets),
                 "tolerance_seconds": cfg.tolerance_seconds,
                 **cfg.options,

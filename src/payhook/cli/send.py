@@ -37,7 +37,7 @@ def send_sample(settings: Settings, args: argparse.Namespace) -> int:
     known = provider.sample_event_types
     if args.event_type and known and args.event_type not in known:
         raise PayhookError(
-            f"no {provider.type_name} sample for {args.event_type!r}; try: {', '.join(known)}"
+            f"no {provider.provider_type} sample for {args.event_type!r}; try: {', '.join(known)}"
         )
     url = args.url or (
         f"http://{settings.server.host}:{settings.server.port}/webhook/{args.provider}"

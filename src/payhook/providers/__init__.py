@@ -33,12 +33,12 @@ PROVIDER_TYPES: dict[str, str] = {
 }
 
 
-def provider_class(type_name: str) -> type[Provider]:
+def provider_class(provider_type: str) -> type[Provider]:
     try:
-        target = PROVIDER_TYPES[type_name]
+        target = PROVIDER_TYPES[provider_type]
     except KeyError:
         known = ", ".join(sorted(PROVIDER_TYPES))
-        message = f"unknown provider type {type_name!r}; expected one of: {known}"
+        message = f"unknown provider type {provider_type!r}; expected one of: {known}"
         raise ConfigError(message) from None
     module_name, _, class_name = target.partition(":")
     cls: type[Provider] = getattr(importlib.import_module(module_name), class_name)
@@ -51,7 +51,7 @@ def load_provider_config(name: str, section: object) -> ProviderConfig:
     if not isinstance(section, dict):
         raise ConfigError(f"providers.{name}: got {type(section).__name__}, expected a table")
     config = ProviderConfig.from_mapping(name, section)
-    cls = provider_class(config.type)
+    cls = provider_class(config.provider_type)
     convert(config.options, cls.Options, f"providers.{name}")
     config.check_secrets(cls.min_secret_bytes)
     return config
@@ -60,7 +60,7 @@ def load_provider_config(name: str, section: object) -> ProviderConfig:
 def build_providers(
     configs: Mapping[str, ProviderConfig], clock: Clock = system_clock
 ) -> dict[str, Provider]:
-    return {name: provider_class(cfg.type)(cfg, clock) for name, cfg in configs.items()}
+    return {name: provider_class(cfg.provider_type)(cfg, clock) for name, cfg in configs.items()}
 
 
 __all__ = [

@@ -161,7 +161,7 @@ def notification_event_id(item: dict[str, Any]) -> str:
 
 
 class AdyenProvider(Provider):
-    type_name = "adyen"
+    provider_type = "adyen"
     max_body_bytes = MAX_BODY_BYTES
     sample_event_types = (
         "AUTHORISATION",

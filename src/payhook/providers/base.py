@@ -29,7 +29,7 @@ class ProviderConfig:
     """One ``[providers.<name>]`` section (or the same JSON object in Secrets Manager)."""
 
     name: str
-    type: str
+    provider_type: str  # the section's ``type`` (its name when it has none)
     secrets: tuple[str, ...] = ()
     tolerance_seconds: int | None = None  # None: the provider's default
     options: dict[str, Any] = field(default_factory=dict)
@@ -75,7 +75,9 @@ class ProviderConfig:
     def required_option(self, key: str) -> Any:
         value = self.options.get(key)
         if value in (None, ""):
-            raise ConfigError(f"providers.{self.name}.{key} is required for type {self.type!r}")
+            raise ConfigError(
+                f"providers.{self.name}.{key} is required for type {self.provider_type!r}"
+            )
         return value
 
 
@@ -130,9 +132,9 @@ class EventsApiOptions(ProviderOptions, frozen=True, kw_only=True):
 
 
 class Provider(ABC):
-    """Base class of every provider. Subclasses set ``type_name`` and implement the hooks."""
+    """Base class of every provider. Subclasses set ``provider_type`` and implement the hooks."""
 
-    type_name: ClassVar[str]
+    provider_type: ClassVar[str]
     #: The provider's own options; an unknown or mistyped one is a ConfigError.
     Options: ClassVar[type[ProviderOptions]] = ProviderOptions
     #: The shortest secret configuration may give (bytes): shorter ones are refused.

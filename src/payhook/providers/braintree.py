@@ -193,7 +193,7 @@ class BraintreeOptions(ProviderOptions, frozen=True):
 
 class BraintreeProvider(Provider):
     Options = BraintreeOptions
-    type_name = "braintree"
+    provider_type = "braintree"
     sample_event_types = (
         "transaction_settled", "transaction_settlement_declined", "dispute_opened",
         "dispute_won", "dispute_lost", "transaction_disbursed",

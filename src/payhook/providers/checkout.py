@@ -39,7 +39,7 @@ class CheckoutOptions(ProviderOptions, frozen=True):
 
 class CheckoutProvider(HmacProvider):
     Options = CheckoutOptions
-    type_name = "checkout"
+    provider_type = "checkout"
     scheme = SCHEME
     # Classic events carry created_on; Flow-era events carry timestamp instead.
     event_fields = EventFields(time=("created_on", "timestamp"), time_format="iso_with_offset")

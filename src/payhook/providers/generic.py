@@ -173,7 +173,7 @@ def _set_path(data: dict[str, Any], path: str, value: Any) -> None:
 
 
 class GenericHmacProvider(HmacProvider):
-    type_name = "generic"
+    provider_type = "generic"
     Options = GenericOptions
 
     def __init__(self, config: ProviderConfig, clock: Clock = system_clock) -> None:

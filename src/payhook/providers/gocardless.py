@@ -49,7 +49,7 @@ _REFUND_TYPES = {"refunds.created", "refunds.paid", "refunds.refund_settled"}
 
 class GoCardlessProvider(HmacProvider):
     Options = EventsApiOptions
-    type_name = "gocardless"
+    provider_type = "gocardless"
     scheme = SCHEME
     rejection_status: ClassVar[int] = 498
     sample_event_types = (

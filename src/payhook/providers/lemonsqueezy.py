@@ -29,7 +29,7 @@ EVENT_NAME_HEADER = "x-event-name"
 
 
 class LemonSqueezyProvider(HmacProvider):
-    type_name = "lemonsqueezy"
+    provider_type = "lemonsqueezy"
     scheme = SCHEME
     #: Its dashboard takes any signing secret of 6 to 40 characters.
     min_secret_bytes = 6

@@ -82,7 +82,7 @@ class MollieOptions(ProviderOptions, frozen=True):
 
 class MollieProvider(HmacProvider):
     Options = MollieOptions
-    type_name = "mollie"
+    provider_type = "mollie"
     scheme = SCHEME
     event_fields = EventFields(time=("createdAt",))
     sample_event_types = (

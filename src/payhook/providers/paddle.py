@@ -28,7 +28,7 @@ SCHEME = HmacScheme(
 
 class PaddleProvider(HmacProvider):
     Options = EventsApiOptions
-    type_name = "paddle"
+    provider_type = "paddle"
     scheme = SCHEME
     event_fields = EventFields("event_id", "event_type", ("occurred_at",))
     default_tolerance_seconds: ClassVar[int] = 5

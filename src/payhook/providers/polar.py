@@ -32,7 +32,7 @@ _REFUND_EVENTS = ("refund.created", "refund.updated")
 
 
 class PolarProvider(StandardWebhooksProvider):
-    type_name = "polar"
+    provider_type = "polar"
     scheme = SCHEME
     sample_event_types = ("order.paid", "order.refunded", "refund.created")
 

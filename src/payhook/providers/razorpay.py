@@ -29,7 +29,7 @@ _EVENT_ID = re.compile(r"[\x21-\x7e]{1,128}")  # printable ASCII, no spaces, bou
 
 
 class RazorpayProvider(HmacProvider):
-    type_name = "razorpay"
+    provider_type = "razorpay"
     scheme = SCHEME
     sample_event_types = (
         "payment.captured",

@@ -44,17 +44,17 @@ class SampleError(PayhookError):
 
 
 @cache
-def _template(type_name: str, event_type: str, suffix: str = ".json") -> str:
-    path = resources.files("payhook") / "samples" / type_name / f"{event_type}{suffix}"
+def _template(provider_type: str, event_type: str, suffix: str = ".json") -> str:
+    path = resources.files("payhook") / "samples" / provider_type / f"{event_type}{suffix}"
     try:
         return path.read_text(encoding="utf-8")
     except (FileNotFoundError, IsADirectoryError):
-        raise SampleError(f"no {type_name} sample for {event_type!r}") from None
+        raise SampleError(f"no {provider_type} sample for {event_type!r}") from None
 
 
-def sample_types(type_name: str, suffix: str = ".json") -> list[str]:
+def sample_types(provider_type: str, suffix: str = ".json") -> list[str]:
     """The event types with a sample, sorted."""
-    folder = resources.files("payhook") / "samples" / type_name
+    folder = resources.files("payhook") / "samples" / provider_type
     if not folder.is_dir():
         return []
     names = (entry.name for entry in folder.iterdir() if not entry.name.startswith("_"))
@@ -87,9 +87,9 @@ def _values(where: str, now: float | None, values: dict[str, Any]) -> _Value:
     return value
 
 
-def sample(type_name: str, event_type: str, now: float | None = None, **values: Any) -> Any:
+def sample(provider_type: str, event_type: str, now: float | None = None, **values: Any) -> Any:
     """The sample as a JSON value: as recorded, or fresh at ``now`` (see the module docstring)."""
-    value = _values(f"{type_name}/{event_type}", now, values)
+    value = _values(f"{provider_type}/{event_type}", now, values)
 
     def fill(node: Any) -> Any:
         if isinstance(node, dict):
@@ -103,37 +103,39 @@ def sample(type_name: str, event_type: str, now: float | None = None, **values: 
             return value(*whole.groups())
         return _PLACEHOLDER.sub(lambda m: str(value(*m.groups())), node)
 
-    return fill(json.loads(_template(type_name, event_type)))
+    return fill(json.loads(_template(provider_type, event_type)))
 
 
 def family_sample(
-    type_name: str, event_type: str, now: float, *, type_key: str = "type", **values: Any
+    provider_type: str, event_type: str, now: float, *, type_key: str = "type", **values: Any
 ) -> Any:
     """A fresh sample of ``event_type``, its ``type_key`` set to it. A type without a sample of
     its own takes its family's: ``_families.json`` maps a type prefix to the sample standing
     for the family (Stripe's ``payment_intent.created``: the succeeded intent's)."""
     base = event_type
-    if base not in sample_types(type_name):
-        families: dict[str, str] = json.loads(_template(type_name, "_families"))
+    if base not in sample_types(provider_type):
+        families: dict[str, str] = json.loads(_template(provider_type, "_families"))
         base = next((s for prefix, s in families.items() if event_type.startswith(prefix)), base)
-    data = sample(type_name, base, now, **values)
+    data = sample(provider_type, base, now, **values)
     data[type_key] = event_type
     return data
 
 
 def sample_text(
-    type_name: str, event_type: str, now: float | None = None, *, suffix: str, **values: Any
+    provider_type: str, event_type: str, now: float | None = None, *, suffix: str, **values: Any
 ) -> str:
     """A text sample (``<event type><suffix>``) with every placeholder spliced in as text; the
     caller escapes what its format needs (no generated value needs escaping)."""
-    value = _values(f"{type_name}/{event_type}{suffix}", now, values)
-    text = _template(type_name, event_type, suffix)
+    value = _values(f"{provider_type}/{event_type}{suffix}", now, values)
+    text = _template(provider_type, event_type, suffix)
     return _PLACEHOLDER.sub(lambda m: str(value(*m.groups())), text)
 
 
-def sample_bytes(type_name: str, event_type: str, now: float | None = None, **values: Any) -> bytes:
+def sample_bytes(
+    provider_type: str, event_type: str, now: float | None = None, **values: Any
+) -> bytes:
     """The sample as compact JSON bytes, as a provider sends it."""
-    data = sample(type_name, event_type, now, **values)
+    data = sample(provider_type, event_type, now, **values)
     return canonical_json(data)
 
 

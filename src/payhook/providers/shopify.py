@@ -44,7 +44,7 @@ _DISPUTE_KINDS = {
 
 
 class ShopifyProvider(HmacProvider):
-    type_name = "shopify"
+    provider_type = "shopify"
     scheme = SCHEME
     sample_event_types = (
         "orders/paid",

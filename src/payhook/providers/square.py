@@ -30,7 +30,7 @@ class SquareOptions(EventsApiOptions, frozen=True):
 
 class SquareProvider(HmacProvider):
     Options = SquareOptions
-    type_name = "square"
+    provider_type = "square"
     scheme = SCHEME
     event_fields = EventFields("event_id", time=("created_at",), time_format="iso_with_offset")
     sample_event_types = (

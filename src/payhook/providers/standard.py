@@ -43,7 +43,7 @@ SCHEME = HmacScheme(
 
 
 class StandardWebhooksProvider(HmacProvider):
-    type_name = "standard"
+    provider_type = "standard"
     scheme = SCHEME
     sample_event_types: ClassVar[tuple[str, ...]] = ("payment.succeeded", "invoice.paid")
 

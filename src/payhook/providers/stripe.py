@@ -27,7 +27,7 @@ SCHEME = HmacScheme(
 
 class StripeProvider(HmacProvider):
     Options = EventsApiOptions
-    type_name = "stripe"
+    provider_type = "stripe"
     scheme = SCHEME
     event_fields = EventFields(time=("created",), time_format="unix")
     sample_event_types = (

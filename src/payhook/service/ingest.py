@@ -219,7 +219,7 @@ def stored_webhook(
     return StoredWebhook(
         webhook_id=webhook_id_for(provider.name, event.dedup_key or event.event_id),
         provider=provider.name,
-        provider_type=provider.type_name,
+        provider_type=provider.provider_type,
         event_id=event.event_id,
         event_type=event.event_type,
         payload=event.payload,

@@ -43,4 +43,4 @@ def test_documented_secret_shape_parses_into_provider_configs() -> None:
     providers = parse_settings(value).providers
 
     assert providers["stripe"].secrets == ("whsec_new_rotated_secret", "whsec_old_rotated_secret")
-    assert providers["shop"].type == "shopify"
+    assert providers["shop"].provider_type == "shopify"

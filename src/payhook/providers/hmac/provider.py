@@ -51,7 +51,7 @@ class HmacProvider(Provider):
     def sample_request(self, event_type: str | None = None, **values: Any) -> WebhookRequest:
         event_type = event_type or self.sample_event_types[0]
         now = int(self.clock())
-        body = sample_bytes(self.type_name, self.sample_name(event_type), now, **values)
+        body = sample_bytes(self.provider_type, self.sample_name(event_type), now, **values)
         headers = {"content-type": "application/json", **self.sample_headers(event_type, body)}
         message_id = f"msg_{secrets.token_hex(12)}" if self.scheme.id_header else None
         headers |= self.engine.sign(body, headers, timestamp=now, message_id=message_id)

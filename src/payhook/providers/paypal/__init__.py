@@ -80,7 +80,7 @@ class PayPalOptions(ProviderOptions, frozen=True):
 
 class PayPalProvider(Provider):
     Options = PayPalOptions
-    type_name = "paypal"
+    provider_type = "paypal"
     requires_secrets = False  # offline verification needs a webhook id, not a secret
     verify_blocks = True  # certificate fetches (first use) and online verification
     sample_event_types = (
