@@ -4,18 +4,23 @@ is killed."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from payhook.backends.sqlite import SqliteAuditLog
+from payhook.backends.sqlite.turns import WriteTurns
 from payhook.core.chain_key import HmacChainKey
 from payhook.core.model import Stored
+from payhook.runtimes import processing
 from payhook.runtimes.embedded import EmbeddedRuntime
 from payhook.service.audit import verify_log
 from tests.conftest import AUDIT_TEST_KEY, count_rows, running_runtime, until
@@ -140,3 +145,66 @@ def _zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z"
     except FileNotFoundError:
         return False
+
+
+def test_a_process_that_keeps_the_writer_waiting_is_killed_and_started_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Stopped (SIGSTOP) while it holds its turn, as a hung process would: deliveries would
+    wait for ever, since a lock wait cannot time out. The supervisor kills it instead."""
+    monkeypatch.setattr(processing, "HOLD_LIMIT_SECONDS", 0.5)
+    # What the killed process held comes back after the visibility timeout: short here.
+    options = {"poll_interval_seconds": 0.01, "visibility_timeout_seconds": 1.0}
+    with running_runtime(tmp_path, processing=options, providers=STRIPE) as runtime:
+        runtime.supervise_seconds = 0.05
+        _kill_it_while_it_holds_its_turn(runtime, caplog)
+
+
+def _kill_it_while_it_holds_its_turn(
+    runtime: EmbeddedRuntime, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert runtime.processing is not None
+    assert runtime.writer.turns is not None
+    turns = runtime.writer.turns
+    busy = threading.Event()
+
+    def keep_delivering() -> None:  # the child always has work, so it often holds the turn
+        while not busy.is_set():
+            request = runtime.providers["stripe"].sample_request("payment_intent.succeeded")
+            runtime.writer.store(runtime.ingest.verify("stripe", request))
+
+    loader = threading.Thread(target=keep_delivering)
+    loader.start()
+    stuck = None
+    try:
+        for attempt in range(200):  # stop it until it is caught holding its turn
+            pid = runtime.processing.pid
+            assert pid is not None
+            os.kill(pid, signal.SIGSTOP)
+            if _writer_blocked(turns):
+                stuck = pid
+                break
+            os.kill(pid, signal.SIGCONT)
+            time.sleep(0.005 + attempt % 7 * 0.003)  # let it run on to another point
+        assert stuck is not None, "never caught holding its turn"
+        with caplog.at_level(logging.ERROR, logger="payhook.processing"):
+            until(lambda: runtime.processing.pid != stuck, "the stuck process was left")  # type: ignore[union-attr]
+            until(lambda: turns.writer_waiting() == 0, "the writer still waits")
+        assert not _running(stuck) or _zombie(stuck)
+        assert any("kept the writer waiting" in r.getMessage() for r in caplog.records)
+    finally:
+        busy.set()
+        if stuck is not None and _running(stuck):  # the supervisor failed: fail, not hang
+            os.kill(stuck, signal.SIGCONT)
+        loader.join()
+    stored = count_rows(runtime.path, "webhooks")
+    until(lambda: _processed(runtime) == stored, "the new process does not process")
+
+
+def _writer_blocked(turns: WriteTurns) -> bool:
+    """Whether the writer waits for its turn a while (0.1 s, far beyond any group)."""
+    for _ in range(25):
+        if turns.writer_waiting() > 0.1:
+            return True
+        time.sleep(0.01)
+    return False

@@ -234,11 +234,8 @@ class EmbeddedRuntime:
                 )
                 self._spawn(target, name)
                 restarted += 1
-        if self.processing is not None and not self.processing.alive and not self._stop.is_set():
-            log.error("the processing process died; starting it again")
-            self.processing.stop()  # reaps it
-            self.processing.start()
-            restarted += 1
+        if self.processing is not None and not self._stop.is_set():
+            restarted += self.processing.revive(self.writer.turns)
         self.restarts += restarted
         return restarted
 

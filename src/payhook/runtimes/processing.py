@@ -25,6 +25,7 @@ server dies, even by SIGKILL. The child writes one JSON line per step with news 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -51,6 +52,11 @@ log = logging.getLogger("payhook.processing")
 
 #: How long ``stop`` waits for the child to finish its batch before it kills it.
 STOP_SECONDS = 30.0
+#: A child that keeps the server's writer waiting for its turn longer than this is killed
+#: (and started again): longer than any of its transactions, whose waits for SQLite's lock
+#: give up after ``GroupCommitWriter.busy_timeout_seconds``. Stopped or hung, it would hold
+#: every delivery.
+HOLD_LIMIT_SECONDS = 5.0
 
 
 class ProcessingProcess:
@@ -95,6 +101,24 @@ class ProcessingProcess:
     def alive(self) -> bool:
         return self._child is not None and self._child.poll() is None
 
+    def revive(self, turns: WriteTurns | None) -> bool:
+        """Start the child again if it died, or kill it and start it again if it has kept the
+        writer waiting for its turn (``turns``) over ``HOLD_LIMIT_SECONDS``; whether it did."""
+        waited = turns.writer_waiting() if turns is not None else 0.0
+        if self.alive and waited > HOLD_LIMIT_SECONDS and self._child is not None:
+            log.error(
+                "the processing process kept the writer waiting; killing it",
+                extra={"seconds": round(waited, 1), "pid": self._child.pid},
+            )
+            self._child.kill()
+        elif self.alive:
+            return False
+        else:
+            log.error("the processing process died; starting it again")
+        self.stop()  # reaps it
+        self.start()
+        return True
+
     def stop(self) -> None:
         """Let the child finish its batch and the audit, then reap it (killed after
         ``STOP_SECONDS``)."""
@@ -102,7 +126,8 @@ class ProcessingProcess:
         if child is None:
             return
         if child.stdin is not None:
-            child.stdin.close()
+            with contextlib.suppress(BrokenPipeError):  # it died
+                child.stdin.close()
         try:
             child.wait(STOP_SECONDS)
         except subprocess.TimeoutExpired:

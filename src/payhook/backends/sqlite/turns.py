@@ -19,6 +19,7 @@ from __future__ import annotations
 import fcntl
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
@@ -39,9 +40,16 @@ class WriteTurns:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(f"{path}.turns")
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        self._waiting_since: float | None = None  # the writer's, while it waits for its turn
 
     def close(self) -> None:
         os.close(self._fd)
+
+    def writer_waiting(self) -> float:
+        """Seconds the writer has been waiting for its turn (0: not waiting). A lock wait cannot
+        time out, so the server's supervisor watches this instead."""
+        since = self._waiting_since
+        return time.monotonic() - since if since is not None else 0.0
 
     def _lock(self, byte: int) -> None:
         fcntl.lockf(self._fd, fcntl.LOCK_EX, 1, byte)
@@ -53,9 +61,11 @@ class WriteTurns:
     def writer(self) -> Iterator[None]:
         """The server's writer, around each group: pass the turnstile (the processing process
         goes first if it waits there), then hold the turn."""
+        self._waiting_since = time.monotonic()
         self._lock(_TURNSTILE)
         self._unlock(_TURNSTILE)
         self._lock(_TURN)
+        self._waiting_since = None
         try:
             yield
         finally:

@@ -93,7 +93,7 @@ class GroupCommitWriter:
     ) -> None:
         self.path = path
         self.shared = shared  # another process writes too, taking turns (``turns.py``)
-        self._turns: WriteTurns | None = None
+        self.turns: WriteTurns | None = None  # while running
         #: How often the writer checkpoints its WAL between groups (None: never).
         self.checkpoint_seconds = checkpoint_seconds
         #: The most items (deliveries and background writes) taken off the queue per group:
@@ -114,7 +114,7 @@ class GroupCommitWriter:
 
     def start(self) -> None:
         self._conn = connect(self.path, durable=True, timeout=self.busy_timeout_seconds)
-        self._turns = WriteTurns(self.path) if self.shared else None
+        self.turns = WriteTurns(self.path) if self.shared else None
         self._thread = threading.Thread(target=self._run, name="payhook-writer", daemon=True)
         self._thread.start()
 
@@ -128,9 +128,9 @@ class GroupCommitWriter:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
-        if self._turns is not None:
-            self._turns.close()
-            self._turns = None
+        if self.turns is not None:
+            self.turns.close()
+            self.turns = None
 
     @property
     def running(self) -> bool:
@@ -227,7 +227,7 @@ class GroupCommitWriter:
         """One group in one transaction (in this writer's turn, when shared): the webhooks,
         then the call in its savepoint."""
         batches = [r.webhooks for r in requests]
-        turn = self._turns.writer() if self._turns is not None else contextlib.nullcontext()
+        turn = self.turns.writer() if self.turns is not None else contextlib.nullcontext()
         with turn:
             outcome, results = self._transaction(batches, calls)
         self.groups += 1
