@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from payhook.backends.sqlite.reader import SqliteReader
-from payhook.console import pages
+from payhook.console import filters
 from tests.console.server import Payhook, csrf_of
 
 
@@ -100,7 +100,7 @@ def test_the_live_view_sends_only_new_deliveries_matching_its_filters(
 def test_dead_letters_come_in_pages_and_redrive_all_counts_every_page(
     payhook: Payhook, client: httpx.Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(pages, "DEAD_LETTERS_PER_PAGE", 1)
+    monkeypatch.setattr(filters, "DEAD_LETTERS_PER_PAGE", 1)
     reader = SqliteReader(payhook.settings.storage.path)
     try:
         letters = [d.webhook_id for d in reader.dead_letters()]

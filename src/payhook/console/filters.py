@@ -9,10 +9,11 @@ from urllib.parse import urlencode
 
 from payhook.backends.sqlite.outbox import FailedDelivery
 from payhook.backends.sqlite.queue import DeadLetter
-from payhook.backends.sqlite.reader import SqliteReader
+from payhook.backends.sqlite.reader import CursorError, SqliteReader
 from payhook.console.call import Call
 from payhook.core.model import StoredWebhook
 from payhook.core.queries import WebhookQuery
+from payhook.errors import NotFoundError
 
 #: The time ranges offered next to the from/to fields.
 RANGES = {"15m": ("last 15 minutes", 900), "1h": ("last hour", 3600), "24h": ("last day", 86400)}
@@ -119,6 +120,37 @@ def dead_letters(reader: SqliteReader, provider: str | None, text: str | None) -
             continue
         found.append(Letter(letter, webhook))
     return found
+
+
+#: Dead letters on one page; filters and "redrive all matching" cover every one.
+DEAD_LETTERS_PER_PAGE = 100
+
+
+@dataclass(frozen=True, slots=True)
+class LetterPage:
+    """One page of the matching dead letters (``number`` of ``pages``, from 1)."""
+
+    letters: list[Letter]
+    matching: int  # on every page
+    number: int
+    pages: int
+
+    @property
+    def first(self) -> int:  # the position of its first letter among the matching, from 1
+        return (self.number - 1) * DEAD_LETTERS_PER_PAGE + 1
+
+
+def letter_page(letters: list[Letter], raw: str | None) -> LetterPage:
+    """Page ``raw`` (the first when None) of ``letters``: a 400 (CursorError) unless it is a
+    number from 1, a 404 past the last page."""
+    if raw is not None and (not raw.isdigit() or int(raw) < 1):
+        raise CursorError(f"page: got {raw!r}, expected a page number (1, 2, ...)")
+    number = int(raw) if raw is not None else 1
+    pages = max(1, -(-len(letters) // DEAD_LETTERS_PER_PAGE))
+    if number > pages:
+        raise NotFoundError(f"no page {number} of dead letters: there are {pages}")
+    start = (number - 1) * DEAD_LETTERS_PER_PAGE
+    return LetterPage(letters[start : start + DEAD_LETTERS_PER_PAGE], len(letters), number, pages)
 
 
 def failed_deliveries(

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.responses import Response
 
-from payhook.backends.sqlite.reader import CursorError, SqliteReader
+from payhook.backends.sqlite.reader import SqliteReader
 from payhook.console import charts
 from payhook.console.call import Call
 from payhook.console.filters import (
@@ -19,6 +19,7 @@ from payhook.console.filters import (
     DeliveryFilters,
     FilterError,
     failed_deliveries,
+    letter_page,
 )
 from payhook.console.filters import (
     dead_letters as find_dead_letters,
@@ -262,18 +263,6 @@ def payment(console: Console, call: Call) -> Response:
     )
 
 
-#: Dead letters on one page; filters and "redrive all matching" cover every one.
-DEAD_LETTERS_PER_PAGE = 100
-
-
-def _page_number(raw: str | None) -> int:
-    if raw is None:
-        return 1
-    if not raw.isdigit() or int(raw) < 1:
-        raise CursorError(f"page: got {raw!r}, expected a page number (1, 2, ...)")
-    return int(raw)
-
-
 def explain(flags: tuple[str, ...]) -> list[dict[str, Any]]:
     found = []
     for flag in flags:
@@ -288,22 +277,13 @@ def dead_letters(console: Console, call: Call) -> Response:
     provider = call.param("provider")
     reason = call.param("reason")
     error = call.param("error")
-    number = _page_number(call.param("page"))
     with console.reader() as reader, reader.snapshot():
         letters = find_dead_letters(reader, provider, reason)
         failed = failed_deliveries(reader, console.settings.outbox.max_attempts, error)
-    pages = max(1, -(-len(letters) // DEAD_LETTERS_PER_PAGE))
-    if number > pages:
-        raise NotFoundError(f"no page {number} of dead letters: there are {pages}")
-    start = (number - 1) * DEAD_LETTERS_PER_PAGE
     return console.render(
         call,
         "dead_letters.html",
-        letters=letters[start : start + DEAD_LETTERS_PER_PAGE],
-        matching=len(letters),
-        first=start + 1,
-        page=number,
-        pages=pages,
+        page=letter_page(letters, call.param("page")),
         failed=failed,
         provider=provider,
         reason=reason,
