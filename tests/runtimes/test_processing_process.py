@@ -81,6 +81,22 @@ def test_a_dead_processing_process_is_started_again(runtime: EmbeddedRuntime) ->
     until(lambda: _processed(runtime) == 5, "the new process does not process")
 
 
+def test_a_sigterm_to_the_process_leaves_it_to_the_server_to_stop(
+    runtime: EmbeddedRuntime,
+) -> None:
+    # systemd's stop signals every process of the service: the child must finish its batch
+    # and stop when serve tells it (EOF), not at once.
+    _deliver(runtime)
+    until(lambda: _processed(runtime) == 1, "not processing yet")  # past its start-up
+    assert runtime.processing is not None
+    pid = runtime.processing.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGTERM)
+    _deliver(runtime, 5)
+    until(lambda: _processed(runtime) == 6, "it stopped processing")
+    assert (runtime.processing.pid, runtime.restarts) == (pid, 0)
+
+
 def test_stopping_the_runtime_stops_the_process(tmp_path: Path) -> None:
     with running_runtime(
         tmp_path, processing={"separate_process": True}, providers=STRIPE
@@ -143,7 +159,7 @@ def _children(parent: int) -> list[int]:
 def _zombie(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z"
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # reaped meanwhile
         return False
 
 
@@ -190,7 +206,7 @@ def _kill_it_while_it_holds_its_turn(
         with caplog.at_level(logging.ERROR, logger="payhook.processing"):
             until(lambda: runtime.processing.pid != stuck, "the stuck process was left")  # type: ignore[union-attr]
             until(lambda: turns.writer_waiting() == 0, "the writer still waits")
-        assert not _running(stuck) or _zombie(stuck)
+        until(lambda: not _running(stuck) or _zombie(stuck), "the stuck process lives")
         assert any("kept the writer waiting" in r.getMessage() for r in caplog.records)
     finally:
         busy.set()

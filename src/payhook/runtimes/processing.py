@@ -29,6 +29,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -215,6 +216,10 @@ def run(
 
 def main() -> int:
     """``python -m payhook.runtimes.processing``: started by ``payhook serve`` only."""
+    # Only serve stops it (EOF): a SIGTERM to every process of the service (systemd's
+    # default) must not cut its batch short; serve lets it finish, then exits.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_IGN)
     settings = msgspec.json.decode(sys.stdin.buffer.readline(), type=Settings)
     configure_logging(settings.logging.level, settings.logging.format)
     stop = threading.Event()
