@@ -1,13 +1,14 @@
-"""Processing and the audit trail in a process of their own (``processing.separate_process``).
+"""Processing and the audit trail in a process of their own (``processing.separate_process``,
+the default).
 
-Why: one CPython process runs one thread of Python at a time. In ``payhook serve`` the event
-loop, the writer, the processing workers and the audit worker share that one core while the
-machine's other core idles (36% idle CPU at full load on 2 cores). Here the workers' and the
-audit's Python runs in a second process, in ONE thread: the worker threads' loop
-(``BatchWorker.run``), chaining the audit (``service.audit.drain``) after every batch.
-Measured on 2 cores, 30 s at 32 connections: about a quarter more webhooks acknowledged and
-processed end to end (4,217 vs 3,469/s) and under half the p99
-(``benchmarks/ingest_throughput.py``). One thread matters: a child with several threads
+Why: one CPython process runs one thread of Python at a time. With processing in threads of
+``payhook serve``, the event loop, the writer, the processing workers and the audit worker
+share that one core while the machine's other core idles (36% idle CPU at full load on 2
+cores). Here the workers' and the audit's Python runs in a second process, in ONE thread: the
+worker threads' loop (``BatchWorker.run``), chaining the audit (``service.audit.drain``) after
+every batch. Measured on 2 cores, 30 s at 32 connections: about a third more webhooks
+acknowledged and processed end to end (4,660 vs 3,399/s) and under half the p99 (18.2 vs 45.2
+ms; ``benchmarks/ingest_throughput.py``). One thread matters: a child with several threads
 holds SQLite's write lock while each waits for its own GIL, and gained nothing.
 
 The child writes through a connection of its own (each write one ``BEGIN IMMEDIATE``
