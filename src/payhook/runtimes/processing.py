@@ -47,7 +47,7 @@ from payhook.config import Settings
 from payhook.core.clock import Clock, system_clock
 from payhook.logs import configure as configure_logging
 from payhook.providers import build_providers
-from payhook.service.audit import drain
+from payhook.service.audit import drain_or_wait
 from payhook.service.batch import BatchWorker
 
 log = logging.getLogger("payhook.processing")
@@ -196,12 +196,7 @@ def run(
             report({name: news[name] - reported[name] for name in news} | {"lags": lags[:]})
             reported.update(news)
             lags.clear()
-        try:
-            return drain(feed, key, clock=clock) > 0
-        except Exception:
-            log.exception("audit drain failed; retrying")
-            stop.wait(1.0)
-            return False
+        return drain_or_wait(feed, key, stop, clock=clock) > 0
 
     try:
         worker.run(stop, options.poll_interval_seconds, also=report_and_audit)

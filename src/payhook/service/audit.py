@@ -41,6 +41,19 @@ def drain(
     return len(changes)
 
 
+def drain_or_wait(
+    feed: ChangeFeed, key: ChainKey, stop: threading.Event, *, clock: Clock = system_clock
+) -> int:
+    """``drain`` once; a failure is logged, waited out for a second (or until ``stop``) and
+    counts as nothing drained."""
+    try:
+        return drain(feed, key, limit=DRAIN_BATCH, clock=clock)
+    except Exception:
+        log.exception("audit drain failed; retrying")
+        stop.wait(1.0)
+        return 0
+
+
 def run_drain(
     feed: ChangeFeed,
     key: ChainKey,
@@ -54,12 +67,7 @@ def run_drain(
     than the few that arrived since the last. Returns once ``stop`` is set and the feed is
     drained."""
     while True:
-        try:
-            drained = drain(feed, key, limit=DRAIN_BATCH, clock=clock)
-        except Exception:
-            log.exception("audit drain failed; retrying")
-            drained = 0
-            stop.wait(1.0)
+        drained = drain_or_wait(feed, key, stop, clock=clock)
         if drained == DRAIN_BATCH:
             continue
         if stop.is_set() and not drained:
