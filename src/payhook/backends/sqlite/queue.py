@@ -13,7 +13,7 @@ import json
 import logging
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from payhook.backends.sqlite.commits import apply_batch, commit_rows
@@ -38,6 +38,12 @@ class DeadLetter:
     reason: str
     receive_count: int
     failed_at: float
+
+
+#: The ``dead_letters`` columns in ``DeadLetter``'s order, and every letter, oldest first.
+DEAD_LETTER_FIELDS = tuple(f.name for f in fields(DeadLetter))
+DEAD_LETTER_COLUMNS = ", ".join(DEAD_LETTER_FIELDS)
+ALL_DEAD_LETTERS = f"SELECT {DEAD_LETTER_COLUMNS} FROM dead_letters ORDER BY failed_at, webhook_id"  # noqa: S608
 
 
 class SqliteQueue:
@@ -103,7 +109,7 @@ class SqliteQueue:
         reason = (error.fetchone() or [None])[0] or "max receives exceeded"
         conn.execute("DELETE FROM queue WHERE message_id = ?", (message_id,))
         conn.execute(
-            "INSERT INTO dead_letters (webhook_id, reason, receive_count, failed_at) "
+            f"INSERT INTO dead_letters ({DEAD_LETTER_COLUMNS}) "  # noqa: S608
             "VALUES (?, ?, ?, ?) ON CONFLICT (webhook_id) DO UPDATE SET reason = excluded.reason,"
             " receive_count = excluded.receive_count, failed_at = excluded.failed_at",
             (webhook_id, reason, receive_count, now),
@@ -183,11 +189,7 @@ class SqliteQueue:
         return int(self.conn.execute("SELECT count(*) FROM queue").fetchone()[0])
 
     def dead_letters(self) -> list[DeadLetter]:
-        rows = self.conn.execute(
-            "SELECT webhook_id, reason, receive_count, failed_at FROM dead_letters "
-            "ORDER BY failed_at, webhook_id"
-        ).fetchall()
-        return [DeadLetter(*row) for row in rows]
+        return [DeadLetter(*row) for row in self.conn.execute(ALL_DEAD_LETTERS)]
 
     def redrive(self, webhook_ids: list[str] | None = None) -> list[str]:
         """Move dead letters (all, or the given ones) back to the queue (through the writer,

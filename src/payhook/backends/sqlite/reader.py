@@ -16,7 +16,12 @@ from typing import Any
 from urllib.parse import quote
 
 from payhook.backends.sqlite.outbox import FailedDelivery
-from payhook.backends.sqlite.queue import DeadLetter
+from payhook.backends.sqlite.queue import (
+    ALL_DEAD_LETTERS,
+    DEAD_LETTER_COLUMNS,
+    DEAD_LETTER_FIELDS,
+    DeadLetter,
+)
 from payhook.backends.sqlite.schema import migrations, read_snapshot, schema_version
 from payhook.backends.sqlite.webhooks import WEBHOOK_COLUMNS, WEBHOOK_FIELDS, webhook_from_row
 from payhook.core.ledger import PaymentRecord
@@ -215,25 +220,22 @@ class SqliteReader:
     # queue and outbox --------------------------------------------------------------------
 
     def dead_letters(self) -> list[DeadLetter]:
-        rows = self.conn.execute(
-            "SELECT webhook_id, reason, receive_count, failed_at FROM dead_letters"
-            " ORDER BY failed_at, webhook_id"
-        ).fetchall()
-        return [DeadLetter(*row) for row in rows]
+        return [DeadLetter(*row) for row in self.conn.execute(ALL_DEAD_LETTERS)]
 
     def dead_letter(self, webhook_id: str) -> DeadLetter | None:
         row = self.conn.execute(
-            "SELECT webhook_id, reason, receive_count, failed_at FROM dead_letters"
-            " WHERE webhook_id = ?",
+            f"SELECT {DEAD_LETTER_COLUMNS} FROM dead_letters WHERE webhook_id = ?",  # noqa: S608
             (webhook_id,),
         ).fetchone()
         return DeadLetter(*row) if row else None
 
     def dead_letters_with_webhooks(self) -> list[tuple[DeadLetter, StoredWebhook | None]]:
         """Each dead letter beside its webhook (None if the row is gone), in one query."""
-        columns = ", ".join(f"w.{name}" for name in WEBHOOK_FIELDS)
+        columns = ", ".join(
+            [f"w.{name}" for name in WEBHOOK_FIELDS] + [f"d.{name}" for name in DEAD_LETTER_FIELDS]
+        )
         rows = self.conn.execute(
-            f"SELECT {columns}, d.webhook_id, d.reason, d.receive_count, d.failed_at"  # noqa: S608
+            f"SELECT {columns}"  # noqa: S608
             " FROM dead_letters d LEFT JOIN webhooks w ON w.webhook_id = d.webhook_id"
             " ORDER BY d.failed_at, d.webhook_id"
         ).fetchall()
