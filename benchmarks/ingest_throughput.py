@@ -42,6 +42,7 @@ AUDIT_KEY = "payhook-benchmark-audit-key-published-in-the-repo"
 MAX_RATE = 8000
 DRAIN_TIMEOUT_SECONDS = 600
 NO_DELIVERY_LOG = "[logging]\ndeliveries = false\n"
+IN_THREADS = "[processing]\nseparate_process = false\n"
 
 
 def _free_port() -> int:
@@ -200,7 +201,7 @@ def sustained_section(args: argparse.Namespace) -> tuple[str, bool]:
         )
     ]
     quiet, ceiling = (r.ack_rate / trivial.ack_rate for _, r in variants)
-    threads, threads_e2e = _in_threads(args)
+    threads, threads_e2e = load_and_drain(args, args.workers, IN_THREADS)
     variants.append(("payhook, `processing.separate_process = false`", threads))
     acked = load.acknowledged
     ratio = load.ack_rate / trivial.ack_rate
@@ -253,32 +254,30 @@ def sustained_section(args: argparse.Namespace) -> tuple[str, bool]:
     return "\n".join(lines), ok
 
 
+def _load(args: argparse.Namespace, port: int) -> sustained.LoadResult:
+    """``args.seconds`` of unique signed Stripe deliveries at ``args.concurrency``
+    connections."""
+    requests = sustained.stripe_deliveries("/webhook/stripe", SECRET, int(MAX_RATE * args.seconds))
+    return sustained.send_for(port, requests, seconds=args.seconds, connections=args.concurrency)
+
+
 def _load_only(args: argparse.Namespace, workers: int, extra: str) -> sustained.LoadResult:
     """The sustained load against a fresh server configured with ``extra`` (no drain)."""
     with payhook_server(workers, extra) as (port, _, _):
-        requests = sustained.stripe_deliveries(
-            "/webhook/stripe", SECRET, int(MAX_RATE * args.seconds)
-        )
-        return sustained.send_for(
-            port, requests, seconds=args.seconds, connections=args.concurrency
-        )
+        return _load(args, port)
 
 
-def _in_threads(args: argparse.Namespace) -> tuple[sustained.LoadResult, float]:
-    """The sustained load with ``processing.separate_process = false``, then the drain: the
-    load's result and the end-to-end rate."""
-    extra = "[processing]\nseparate_process = false\n"
-    with payhook_server(args.workers, extra) as (port, db, _):
-        requests = sustained.stripe_deliveries(
-            "/webhook/stripe", SECRET, int(MAX_RATE * args.seconds)
-        )
-        load = sustained.send_for(
-            port, requests, seconds=args.seconds, connections=args.concurrency
-        )
+def load_and_drain(
+    args: argparse.Namespace, workers: int, extra: str = ""
+) -> tuple[sustained.LoadResult, float]:
+    """The sustained load against a fresh server configured with ``extra``, then the drain:
+    the load's result and the end-to-end rate (acknowledged / (load + drain))."""
+    with payhook_server(workers, extra) as (port, db, _):
+        load = _load(args, port)
         drained = drain(db)
         processed = _count(db, "SELECT count(*) FROM webhooks WHERE status = 'processed'")
     if processed < load.acknowledged:
-        raise RuntimeError(f"threads: {processed} of {load.acknowledged} processed")
+        raise RuntimeError(f"{extra!r}: {processed} of {load.acknowledged} processed")
     return load, load.acknowledged / (load.seconds + drained)
 
 

@@ -33,11 +33,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import sustained
 from benchmarks.ingest_throughput import (
-    MAX_RATE,
+    IN_THREADS,
     SECRET,
     _free_port,
-    drain,
-    payhook_server,
+    load_and_drain,
     wait_for_port,
 )
 from benchmarks.report import machine, update_section
@@ -115,18 +114,8 @@ def main() -> int:
         return 0
 
     load = {"seconds": args.seconds, "connections": args.concurrency}
-
-    def payhook(extra: str = "") -> tuple[sustained.LoadResult, float]:
-        with payhook_server(args.workers, extra) as (port, db, _):
-            signed = sustained.stripe_deliveries(
-                "/webhook/stripe", SECRET, int(MAX_RATE * args.seconds)
-            )
-            result = sustained.send_for(port, signed, **load)
-            drained = drain(db)
-        return result, result.acknowledged / (result.seconds + drained)
-
-    ours, e2e = payhook()
-    threads, threads_e2e = payhook("[processing]\nseparate_process = false\n")
+    ours, e2e = load_and_drain(args, args.workers)
+    threads, threads_e2e = load_and_drain(args, args.workers, IN_THREADS)
 
     workdir = Path(tempfile.mkdtemp(prefix="payhook-tutorial-"))
     tutorial_db, tutorial_port = str(workdir / "tutorial.db"), _free_port()
