@@ -48,10 +48,9 @@ class EmbeddedRuntime:
         # The system clock and the configured providers, nothing injected: the processing
         # process builds its own from the same settings, and must see what the server sees.
         self.clock: Clock = system_clock
-        clock = system_clock
         self.path = settings.storage.path
-        self.providers = build_providers(settings.providers, clock)
-        self.ingest = Ingest(self.providers, clock, settings.server.body_limit_bytes)
+        self.providers = build_providers(settings.providers, self.clock)
+        self.ingest = Ingest(self.providers, self.clock, settings.server.body_limit_bytes)
         # With ``processing.separate_process`` (the default): the process that processes and
         # audits, and takes turns with the writer. A receive-only node (``server.workers =
         # 0``) processes nothing: no process, the audit thread only.
@@ -67,11 +66,11 @@ class EmbeddedRuntime:
         # Built here so a bad outbox URL or secret fails before anything starts; its writes
         # go through the writer like every other write.
         self.forwarder = (
-            OutboxForwarder(self.path, settings.outbox, clock, writer=self.writer)
+            OutboxForwarder(self.path, settings.outbox, self.clock, writer=self.writer)
             if settings.outbox.forward_url
             else None
         )
-        self.metrics = Metrics(StoredState(self.backlog, clock))
+        self.metrics = Metrics(StoredState(self.backlog, self.clock))
         self.processing = (
             ProcessingProcess(
                 settings, self.metrics.processing_lag.observe, self.metrics.processing_failures.inc
@@ -86,7 +85,7 @@ class EmbeddedRuntime:
                 settings,
                 self.writer,
                 lambda provider, _: self.metrics.missed_events.labels(provider=provider).inc(),
-                clock=clock,
+                clock=self.clock,
                 providers=self.providers,
             )
             if settings.reconcile.enabled
