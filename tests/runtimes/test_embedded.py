@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from payhook.backends.sqlite.writer import Group
-from payhook.core.model import Stored
 from payhook.runtimes.embedded import EmbeddedRuntime
 from tests.conftest import count_rows, running_runtime, until
+from tests.runtimes.helpers import deliver, processed_count
 
 STRIPE = {"stripe": {"secrets": ["whsec_runtime_tests"]}}
 
@@ -34,17 +34,6 @@ def runtime(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Embedded
         yield rt
 
 
-def _deliver(runtime: EmbeddedRuntime) -> str:
-    request = runtime.providers["stripe"].sample_request("payment_intent.succeeded")
-    webhooks = runtime.ingest.verify("stripe", request)
-    assert runtime.writer.store(webhooks) == [Stored.NEW]
-    return webhooks[0].webhook_id
-
-
-def _processed(runtime: EmbeddedRuntime) -> int:
-    return count_rows(runtime.path, "webhooks WHERE status = 'processed'")
-
-
 class DeliveriesAlwaysWaiting:
     """After every group commit another delivery is already waiting at the writer, as under
     sustained load, until ``stop``."""
@@ -55,7 +44,7 @@ class DeliveriesAlwaysWaiting:
         self.stopped = threading.Event()
         self.groups: list[Group] = []
         runtime.writer.on_group = self.on_group
-        threading.Thread(target=_deliver, args=(runtime,), daemon=True).start()
+        threading.Thread(target=deliver, args=(runtime,), daemon=True).start()
 
     def on_group(self, group: Group) -> None:
         if self.wired is not None:
@@ -71,8 +60,8 @@ class DeliveriesAlwaysWaiting:
 
 
 def test_a_delivered_webhook_is_processed_and_audited(runtime: EmbeddedRuntime) -> None:
-    _deliver(runtime)
-    until(lambda: _processed(runtime) == 1, "never processed")
+    deliver(runtime)
+    until(lambda: processed_count(runtime) == 1, "never processed")
     # webhook stored, webhook processed, payment created: all chained
     until(lambda: count_rows(runtime.path, "audit") == 3, "never audited")
     assert runtime.processed == 1
@@ -84,7 +73,7 @@ def test_processing_and_audit_keep_going_while_deliveries_keep_arriving(
 ) -> None:
     load = DeliveriesAlwaysWaiting(runtime)
     try:
-        until(lambda: _processed(runtime) >= 200, "processing waited for the deliveries")
+        until(lambda: processed_count(runtime) >= 200, "processing waited for the deliveries")
         until(lambda: count_rows(runtime.path, "audit") >= 400, "the audit waited for them")
         busy = [g for g in load.groups if g.deliveries]
         assert all(g.background <= 1 for g in load.groups)
@@ -94,7 +83,7 @@ def test_processing_and_audit_keep_going_while_deliveries_keep_arriving(
         load.stop()
     until(lambda: count_rows(runtime.path, "queue") == 0, "the queue never drained")
     until(lambda: count_rows(runtime.path, "changes") == 0, "the audit never caught up")
-    assert _processed(runtime) == count_rows(runtime.path, "webhooks")
+    assert processed_count(runtime) == count_rows(runtime.path, "webhooks")
 
 
 def test_checkpoints_keep_going_while_deliveries_keep_arriving(tmp_path: Path) -> None:
@@ -105,7 +94,7 @@ def test_checkpoints_keep_going_while_deliveries_keep_arriving(tmp_path: Path) -
         providers=STRIPE,
     ) as runtime:
         database = Path(runtime.path)
-        _deliver(runtime)
+        deliver(runtime)
         until(lambda: database.stat().st_size > 0, "start-up writes never checkpointed")
         before = database.stat().st_size
         load = DeliveriesAlwaysWaiting(runtime)
@@ -124,13 +113,13 @@ def test_stopping_loses_nothing_and_a_restart_resumes(tmp_path: Path, separate: 
         "providers": STRIPE,
     }
     with running_runtime(tmp_path, **settings) as runtime:  # type: ignore[arg-type]
-        ids = [_deliver(runtime) for _ in range(300)]
+        ids = [deliver(runtime) for _ in range(300)]
     stored = count_rows(runtime.path, "webhooks")
-    processed = _processed(runtime)
+    processed = processed_count(runtime)
     assert stored == len(ids)
     # Each webhook is processed, or still received with its message queued: none in between.
     assert count_rows(runtime.path, "queue") == stored - processed
     assert count_rows(runtime.path, "webhooks WHERE status = 'received'") == stored - processed
     with running_runtime(tmp_path, **settings) as again:  # type: ignore[arg-type]
-        until(lambda: _processed(again) == stored, "the restart did not resume")
+        until(lambda: processed_count(again) == stored, "the restart did not resume")
         until(lambda: count_rows(again.path, "changes") == 0, "the audit did not resume")

@@ -12,19 +12,12 @@ from pathlib import Path
 import pytest
 
 from payhook.config import parse_settings
-from payhook.core.model import Stored
 from payhook.runtimes.embedded import EmbeddedRuntime
 from payhook.service.health import check
 from tests.conftest import AUDIT_TEST_KEY, running_runtime, until
+from tests.runtimes.helpers import deliver
 
 STRIPE = {"stripe": {"secrets": ["whsec_runtime_tests"]}}
-
-
-def _deliver(runtime: EmbeddedRuntime) -> str:
-    request = runtime.providers["stripe"].sample_request("payment_intent.succeeded")
-    webhooks = runtime.ingest.verify("stripe", request)
-    assert runtime.writer.store(webhooks) == [Stored.NEW]
-    return webhooks[0].webhook_id
 
 
 def test_a_dead_background_thread_fails_health_until_it_is_restarted_and_logged(
@@ -66,7 +59,7 @@ def test_a_dead_background_thread_fails_health_until_it_is_restarted_and_logged(
         figures = runtime.figures()
         assert (figures.worker_restarts, check(figures)["status"]) == (1, "pass")
         # Work goes on after the restart.
-        _deliver(runtime)
+        deliver(runtime)
         until(lambda: runtime.processed == 1, "processed after the restart")
         release.set()
     finally:
@@ -86,7 +79,7 @@ def test_the_server_purges_payloads_past_retention_in_the_background(tmp_path: P
     runtime.retention_first_seconds = 3600
     runtime.start()
     try:
-        old, recent = _deliver(runtime), _deliver(runtime)
+        old, recent = deliver(runtime), deliver(runtime)
         until(lambda: runtime.processed == 2, "both processed")
     finally:
         runtime.stop()

@@ -19,11 +19,11 @@ import pytest
 from payhook.backends.sqlite import SqliteAuditLog
 from payhook.backends.sqlite.turns import WriteTurns
 from payhook.core.chain_key import HmacChainKey
-from payhook.core.model import Stored
 from payhook.runtimes import processing
 from payhook.runtimes.embedded import EmbeddedRuntime
 from payhook.service.audit import verify_log
 from tests.conftest import AUDIT_TEST_KEY, count_rows, running_runtime, until
+from tests.runtimes.helpers import deliver, processed_count
 
 STRIPE = {"stripe": {"secrets": ["whsec_processing_process_tests"]}}
 
@@ -41,19 +41,14 @@ def runtime(tmp_path: Path) -> Iterator[EmbeddedRuntime]:
 
 def _deliver(runtime: EmbeddedRuntime, count: int = 1) -> None:
     for _ in range(count):
-        request = runtime.providers["stripe"].sample_request("payment_intent.succeeded")
-        assert runtime.writer.store(runtime.ingest.verify("stripe", request)) == [Stored.NEW]
-
-
-def _processed(runtime: EmbeddedRuntime) -> int:
-    return count_rows(runtime.path, "webhooks WHERE status = 'processed'")
+        deliver(runtime)
 
 
 def test_another_process_processes_and_audits_every_webhook(runtime: EmbeddedRuntime) -> None:
     assert runtime.processing is not None
     assert runtime.processing.pid not in (None, os.getpid())
     _deliver(runtime, 50)
-    until(lambda: _processed(runtime) == 50, "not every webhook was processed")
+    until(lambda: processed_count(runtime) == 50, "not every webhook was processed")
     until(lambda: count_rows(runtime.path, "changes") == 0, "the audit never caught up")
     assert count_rows(runtime.path, "audit") == 150  # stored, processed, payment: each
     log = SqliteAuditLog(runtime.path)
@@ -78,7 +73,7 @@ def test_a_dead_processing_process_is_started_again(runtime: EmbeddedRuntime) ->
     until(lambda: runtime.processing.alive, "never started again")  # type: ignore[union-attr]
     assert runtime.processing.pid != first
     _deliver(runtime, 5)
-    until(lambda: _processed(runtime) == 5, "the new process does not process")
+    until(lambda: processed_count(runtime) == 5, "the new process does not process")
 
 
 def test_a_sigterm_to_the_process_leaves_it_to_the_server_to_stop(
@@ -87,13 +82,13 @@ def test_a_sigterm_to_the_process_leaves_it_to_the_server_to_stop(
     # systemd's stop signals every process of the service: the child must finish its batch
     # and stop when serve tells it (EOF), not at once.
     _deliver(runtime)
-    until(lambda: _processed(runtime) == 1, "not processing yet")  # past its start-up
+    until(lambda: processed_count(runtime) == 1, "not processing yet")  # past its start-up
     assert runtime.processing is not None
     pid = runtime.processing.pid
     assert pid is not None
     os.kill(pid, signal.SIGTERM)
     _deliver(runtime, 5)
-    until(lambda: _processed(runtime) == 6, "it stopped processing")
+    until(lambda: processed_count(runtime) == 6, "it stopped processing")
     assert (runtime.processing.pid, runtime.restarts) == (pid, 0)
 
 
@@ -107,7 +102,7 @@ def test_stopping_the_runtime_stops_the_process(tmp_path: Path) -> None:
     assert pid is not None
     assert not _running(pid)
     # Nothing is lost: what it did not get to is still queued for the next start.
-    assert _processed(runtime) + count_rows(runtime.path, "queue") == 20
+    assert processed_count(runtime) + count_rows(runtime.path, "queue") == 20
 
 
 def _running(pid: int) -> bool:
@@ -214,7 +209,7 @@ def _kill_it_while_it_holds_its_turn(
             os.kill(stuck, signal.SIGCONT)
         loader.join()
     stored = count_rows(runtime.path, "webhooks")
-    until(lambda: _processed(runtime) == stored, "the new process does not process")
+    until(lambda: processed_count(runtime) == stored, "the new process does not process")
 
 
 def _writer_blocked(turns: WriteTurns) -> bool:
